@@ -1,0 +1,224 @@
+"""Tasks, CPUs of the current context, and the preempt_count predicates.
+
+Field rules (the kernel's legend, for an event loop):
+
+* ``I``: set at creation, read-only after.
+* ``A``: changed only in synchronous code between checkpoints, so atomic with respect to every
+  other task of the loop.
+
+Kernel invariant modelled: every context question (``in_interrupt()``, ``in_softirq()``...) is
+answered from one integer, the running task's ``preempt_count``. Softirqs and hardirqs do not
+have tasks of their own: they *borrow* the task that was running (the interrupted task, the task
+calling ``local_bh_enable()``, or ``ksoftirqd``), exactly as in the kernel, so ``current()``
+inside a tasklet is whoever was borrowed.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import TYPE_CHECKING, Any
+
+from ._consts import (
+    HARDIRQ_MASK,
+    IRQ_MASK,
+    NMI_MASK,
+    SOFTIRQ_MASK,
+    SOFTIRQ_OFFSET,
+    TASK_RUNNING,
+)
+from ._exceptions import NoKernelError
+
+if TYPE_CHECKING:
+    from ._kernel import Kernel
+
+__all__ = [
+    "TaskStruct",
+    "current",
+    "current_kernel",
+    "in_atomic",
+    "in_hardirq",
+    "in_interrupt",
+    "in_nmi",
+    "in_serving_softirq",
+    "in_softirq",
+    "in_task",
+    "irqs_disabled",
+    "num_online_cpus",
+    "preempt_count",
+    "smp_processor_id",
+]
+
+
+class TaskStruct:
+    """
+    ``task_struct``: a kernel task (a kthread, ``ksoftirqd/N``, the idle task, or your code).
+
+    Attributes:
+        comm: The task's name, as ``ps`` shows it (``ksoftirqd/0``).
+        pid: Its process id.
+        cpu: The CPU it runs on.
+        preempt_count: Its ``preempt_count``: the context it is in right now.
+        state: ``TASK_RUNNING``, ``TASK_INTERRUPTIBLE`` or ``TASK_UNINTERRUPTIBLE``.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_exit_code",
+        "_exit_waiters",
+        "_exited",
+        "_hung_reported",
+        "_sleep_since",
+        "_wake_event",
+        "allowed_signals",
+        "comm",
+        "cpu",
+        "data",
+        "irqs_off",
+        "is_kthread",
+        "kernel",
+        "pid",
+        "preempt_count",
+        "should_stop",
+        "sigpending",
+        "state",
+    )
+
+    def __init__(self, kernel: Kernel, comm: str, pid: int, cpu: int, *, kthread: bool) -> None:
+        self.kernel = kernel  # I
+        self.comm = comm  # A
+        self.pid = pid  # I
+        self.cpu = cpu  # A: the CPU it runs on
+        self.is_kthread = kthread  # I
+        self.preempt_count = 0  # A
+        self.irqs_off = 0  # A: local_irq_save() nesting while this task runs
+        self.state = TASK_RUNNING  # A
+        self.sigpending = 0  # A: bit mask of pending signals
+        self.allowed_signals = 0  # A: kthreads only get the signals they allow
+        self.should_stop = False  # A: kthread_stop() was called
+        self.data: Any = None  # I: the kthread's data argument
+        self._wake_event: Any = None  # A: the anyio.Event this task sleeps on, if any
+        self._sleep_since = 0  # A: jiffies when an uninterruptible sleep began
+        self._hung_reported = False  # A
+        self._exited = False  # A
+        self._exit_code: int | None = None  # A
+        self._exit_waiters: Any = None  # A
+
+    def __repr__(self) -> str:
+        return f"<TaskStruct {self.comm}:{self.pid} cpu={self.cpu} preempt_count={self.preempt_count:#x}>"
+
+
+#: The running kernel task of this context (one per anyio task; inherited by child tasks).
+_current: contextvars.ContextVar[TaskStruct | None] = contextvars.ContextVar(
+    "kdefer_current_task", default=None
+)
+current_task_var = _current
+
+
+def _cur() -> TaskStruct:
+    task = _current.get()
+    if task is None:
+        raise NoKernelError(
+            "no kdefer_async Kernel is running in this context: "
+            "call kernel APIs inside `async with Kernel():` or from kdefer_async.run()"
+        )
+    return task
+
+
+def current() -> TaskStruct:
+    """
+    Return the running kernel task (``current``).
+
+    Inside a softirq or hardirq this is the borrowed task, as in the kernel.
+
+    Context:
+        Any context.
+
+    .. versionadded:: 0.1
+    """
+    return _cur()
+
+
+def current_kernel() -> Kernel:
+    """
+    Return the :class:`~kdefer_async.Kernel` of the running context.
+
+    Raises:
+        NoKernelError: (a `RuntimeError`) if no Kernel runs in this context.
+
+    .. versionadded:: 0.1
+    """
+    return _cur().kernel
+
+
+def smp_processor_id() -> int:
+    """
+    Return the number of the CPU this code runs on.
+
+    .. versionadded:: 0.1
+    """
+    return _cur().cpu
+
+
+def num_online_cpus() -> int:
+    """
+    Return the number of CPUs of the running kernel.
+
+    .. versionadded:: 0.1
+    """
+    return _cur().kernel.nr_cpus
+
+
+def preempt_count() -> int:
+    """
+    Return the running task's ``preempt_count`` (see kernel-semantics §1.2 for its layout).
+
+    .. versionadded:: 0.1
+    """
+    return _cur().preempt_count
+
+
+def in_nmi() -> bool:
+    """``in_nmi()``: the NMI field of preempt_count is non-zero."""
+    return bool(_cur().preempt_count & NMI_MASK)
+
+
+def in_hardirq() -> bool:
+    """``in_hardirq()``: inside a hard interrupt handler (true inside NMIs too)."""
+    return bool(_cur().preempt_count & HARDIRQ_MASK)
+
+
+def in_serving_softirq() -> bool:
+    """``in_serving_softirq()``: a softirq handler (tasklet, timer, BH work) is running."""
+    return bool(_cur().preempt_count & SOFTIRQ_OFFSET)
+
+
+def in_softirq() -> bool:
+    """``in_softirq()``: serving a softirq *or* bottom halves are disabled."""
+    return bool(_cur().preempt_count & SOFTIRQ_MASK)
+
+
+def in_interrupt() -> bool:
+    """
+    ``in_interrupt()``: NMI, hardirq or softirq context, **including BH-disabled sections**.
+
+    That last part surprises people; it is the kernel's definition.
+    """
+    return bool(_cur().preempt_count & IRQ_MASK)
+
+
+def in_task() -> bool:
+    """``in_task()``: not NMI, not hardirq, not serving a softirq (BH-disabled is still a task)."""
+    return not (_cur().preempt_count & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_OFFSET))
+
+
+def in_atomic() -> bool:
+    """``in_atomic()``: ``preempt_count() != 0``."""
+    return _cur().preempt_count != 0
+
+
+def irqs_disabled() -> bool:
+    """``irqs_disabled()``: local interrupts are off (inside hardirq or irqsave sections)."""
+    task = _cur()
+    return bool(task.irqs_off or task.preempt_count & HARDIRQ_MASK)

@@ -1,0 +1,74 @@
+"""Per-CPU data: softirq pending mask, tasklet lists, timer bases, statistics.
+
+Field rules:
+
+* ``I``: set at creation, read-only after.
+* ``A``: changed only in synchronous code, so atomic with respect to the other tasks of the loop.
+* ``W``: touched only by this CPU's own tasks (ksoftirqd, the tick) or by code running on it.
+
+Kernel invariant modelled: everything here is per CPU. A softirq raised on CPU *n* runs only on
+CPU *n*; a tasklet scheduled on CPU *n* is on CPU *n*'s list until it runs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ._consts import NR_SOFTIRQS
+from ._context import TaskStruct
+
+if TYPE_CHECKING:
+    from ._kernel import Kernel
+    from ._tasklet import Tasklet
+    from ._timer import TimerBase
+
+
+class CPU:
+    """One simulated CPU. Internal: reach it through the :class:`~kdefer_async.Kernel`."""
+
+    __slots__ = (
+        "_ksoftirqd_event",
+        "_tick_deadline",
+        "_tick_scope",
+        "def_base",
+        "irq_stat",
+        "kernel",
+        "ksoftirqd",
+        "nr",
+        "pending",
+        "pending_irqs",
+        "progress",
+        "softirq_stat",
+        "std_base",
+        "swapper",
+        "task_group",
+        "tasklet_hi_vec",
+        "tasklet_vec",
+    )
+
+    def __init__(self, kernel: Kernel, nr: int) -> None:
+        from ._timer import TimerBase
+
+        self.kernel = kernel  # I
+        self.nr = nr  # I
+        self.pending = 0  # A: local_softirq_pending() bit mask
+        self.progress = 0  # A: handlers that did work (ksoftirqd re-poll detection)
+        self.softirq_stat = [0] * NR_SOFTIRQS  # A: /proc/softirqs column
+        self.irq_stat: dict[int, int] = {}  # A: /proc/interrupts column
+        self.pending_irqs: deque[int] = deque()  # A: raised while local IRQs were off
+        self.tasklet_vec: deque[Tasklet] = deque()  # A
+        self.tasklet_hi_vec: deque[Tasklet] = deque()  # A
+        self.swapper = TaskStruct(kernel, f"swapper/{nr}", 0, nr, kthread=True)  # I: idle task
+        self.ksoftirqd = TaskStruct(
+            kernel, f"ksoftirqd/{nr}", kernel._alloc_pid(), nr, kthread=True
+        )  # I
+        self._ksoftirqd_event: Any = None  # W: set while ksoftirqd sleeps
+        self.std_base: TimerBase = TimerBase(self, deferrable=False)  # W
+        self.def_base: TimerBase = TimerBase(self, deferrable=True)  # W
+        self._tick_scope: Any = None  # W: the tick task's sleep, while it sleeps
+        self._tick_deadline = float("inf")  # W
+        self.task_group: Any = None  # I: this CPU's anyio task group
+
+    def __repr__(self) -> str:
+        return f"<CPU {self.nr} pending={self.pending:#x}>"

@@ -1,0 +1,650 @@
+"""The simulated kernel: boot, per-CPU task groups, the clock, panic, shutdown.
+
+Field rules:
+
+* ``I``: set in ``__init__`` or at boot, read-only after.
+* ``A``: changed only in synchronous code, atomic with respect to the loop's other tasks.
+
+Kernel invariants modelled: every CPU is an anyio task group holding that CPU's kthreads
+(``ksoftirqd/N``, its tick); everything else (the softirq table, interrupt lines, the log) is
+per kernel, so two kernels in sequence share nothing. ``jiffies`` is derived from the event
+loop's clock (``INITIAL_JIFFIES`` at boot), so it is virtual under a virtual clock. A panic stops
+everything and leaves ``async with Kernel()`` as :class:`KernelPanic`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from ._consts import (
+    EEXIST,
+    EFAULT,
+    ENOENT,
+    HI_SOFTIRQ,
+    MAX_SOFTIRQ_TIME_MS,
+    NR_SOFTIRQS,
+    TASK_UNINTERRUPTIBLE,
+    TASKLET_SOFTIRQ,
+    TIMER_SOFTIRQ,
+)
+from ._context import TaskStruct, _current
+from ._cpu import CPU
+from ._exceptions import KernelPanic, ModuleLoadError, NoKernelError
+from ._hardirq import IrqAction, do_irq, irq_entry, proc_interrupts
+from ._module import ModuleDef, load_definition
+from ._printk import UTS_RELEASE, Oops, format_record, log_text, record_oops, report_lines
+from ._softirq import handle_softirqs, ksoftirqd, proc_softirqs
+from ._tasklet import tasklet_action, tasklet_hi_action
+from ._time import hz_msecs_to_jiffies, initial_jiffies
+from ._timer import TimerList, _enqueue, _Wheel, run_timer_softirq, tick_task, timers_due
+
+__all__ = ["Kernel", "run"]
+
+T = TypeVar("T")
+_VALID_POLICIES = ("raise", "report")
+ENOEXEC = 8
+#: license_is_gpl_compatible() in include/linux/license.h
+_GPL_COMPATIBLE = frozenset(
+    {"GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL", "Dual MPL/GPL"}
+)
+
+
+def _loop_clock() -> Callable[[], float]:
+    """The running backend's clock, read directly (``anyio.current_time()`` costs ~1 us)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            return asyncio.get_running_loop().time  # type: ignore[no-any-return]
+        except RuntimeError:
+            pass
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        return trio.lowlevel.current_clock().current_time  # type: ignore[no-any-return]
+    return anyio.current_time
+
+
+class Kernel:
+    """
+    A simulated SMP Linux kernel inside the running event loop.
+
+    ``async with Kernel(nr_cpus=4, hz=250) as k:`` boots it (one anyio task group per CPU,
+    each holding ``ksoftirqd/N`` and the CPU's tick) and makes every kernel API usable in the
+    block; leaving the block shuts it down.
+
+    Args:
+        nr_cpus: Number of CPUs (1 to 1024).
+        hz: ``CONFIG_HZ``: jiffies per second (100, 250, 300 and 1000 are the kernel's choices).
+        panic_on_oops: Turn every oops (an exception in a work function or kthread) into a panic.
+        threadirqs: Forced interrupt threading: ``irq_exit`` wakes ksoftirqd instead of running
+            softirqs itself.
+        sleep_in_atomic: ``"raise"`` (default): after reporting a sleep in atomic context,
+            raise :class:`KernelBug` in the offending code; ``"report"``: only report.
+        hung_task_timeout_secs: The hung-task detector's threshold (120; 0 disables it).
+        dyndbg: Record ``pr_debug()`` messages (the kernel compiles them out by default).
+        console: A callable receiving each log line as it is printed (``line, level``).
+
+    Attributes:
+        nr_cpus: The number of CPUs.
+        hz: Jiffies per second.
+        oopses: Every oops so far (:class:`~kdefer_async.Oops`).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        nr_cpus: int = 4,
+        hz: int = 250,
+        panic_on_oops: bool = False,
+        *,
+        threadirqs: bool = False,
+        sleep_in_atomic: Literal["raise", "report"] = "raise",
+        hung_task_timeout_secs: int = 120,
+        dyndbg: bool = False,
+        console: Callable[[str, int], object] | None = None,
+    ) -> None:
+        if isinstance(nr_cpus, bool) or not isinstance(nr_cpus, int):
+            raise TypeError(f"nr_cpus must be an int, not {type(nr_cpus).__name__}")
+        if not 1 <= nr_cpus <= 1024:
+            raise ValueError(f"nr_cpus must be between 1 and 1024, not {nr_cpus}")
+        if isinstance(hz, bool) or not isinstance(hz, int):
+            raise TypeError(f"hz must be an int, not {type(hz).__name__}")
+        if not 1 <= hz <= 10000:
+            raise ValueError(f"hz must be between 1 and 10000, not {hz}")
+        if sleep_in_atomic not in _VALID_POLICIES:
+            raise ValueError(f"sleep_in_atomic must be one of {_VALID_POLICIES}")
+        if isinstance(hung_task_timeout_secs, bool) or not isinstance(hung_task_timeout_secs, int):
+            raise TypeError("hung_task_timeout_secs must be an int")
+        if console is not None and not callable(console):
+            raise TypeError("console must be a callable")
+        self.nr_cpus = nr_cpus  # I
+        self.hz = hz  # I
+        self.panic_on_oops = bool(panic_on_oops)  # I
+        self.threadirqs = bool(threadirqs)  # I
+        self.sleep_in_atomic = sleep_in_atomic  # I
+        self.hung_task_timeout_secs = hung_task_timeout_secs  # I
+        self.dyndbg = bool(dyndbg)  # I
+        self.oopses: list[Oops] = []  # A
+        self.initial_jiffies = initial_jiffies(hz)  # I
+        #: ``MAX_SOFTIRQ_TIME``: 2 ms in jiffies (1 at HZ <= 500).
+        self.max_softirq_time = hz_msecs_to_jiffies(hz, MAX_SOFTIRQ_TIME_MS)  # I
+        self._wheel = _Wheel(hz)  # I
+        self._log: list[tuple[float, int, str]] = []  # A
+        self._console = console  # I
+        self._taint: set[str] = set()  # A
+        self._warned_once: set[object] = set()  # A
+        self._var_waiters: dict[int, Any] = {}  # A: wait_var_event queues by id(var)
+        self._kthread_starts: dict[TaskStruct, Callable[[], None]] = {}  # A
+        self._kthread_not_run: set[TaskStruct] = set()  # A
+        self._tasks: dict[int, TaskStruct] = {}  # A: live kthreads by pid
+        self._might_sleep_prev = 0  # A
+        self._next_pid = 1  # A
+        self._clock: Callable[[], float] = anyio.current_time  # I after boot
+        self._epoch = 0.0  # I after boot
+        self._booted = False  # A
+        self._halted = False  # A
+        self._panic: KernelPanic | None = None  # A
+        self._root: anyio.abc.TaskGroup | None = None  # I after boot
+        self._token: Any = None  # I after boot
+        self._hung: dict[TaskStruct, None] = {}  # A: tasks in uninterruptible sleep
+        self._hung_timer: TimerList | None = None  # A
+        self._modules: dict[str, ModuleDef] = {}  # A: loaded modules by name
+        self._slab: dict[int, Any] = {}  # A: kmalloc'd objects by id
+        self.softirq_vec: list[Callable[[], object] | None] = [None] * NR_SOFTIRQS  # A
+        self.irq_actions: dict[int, list[IrqAction]] = {}  # A
+        self.irq_names: dict[int, str] = {}  # A
+        self.irqs_unhandled: dict[int, int] = {}  # A
+        self.loc_interrupts = [0] * nr_cpus  # A
+        #: Hook for BH workqueues: ``bh_pools(cpu, highpri)`` runs before the tasklets.
+        self.bh_pools: Callable[[CPU, bool], None] | None = None  # I
+        self.cpus: list[CPU] = []  # I after boot
+        self.init_task: TaskStruct | None = None  # I after boot
+
+    # -- clock --------------------------------------------------------------------------------
+
+    def get_jiffies(self) -> int:
+        """The 64-bit jiffies counter now."""
+        return self.initial_jiffies + int((self._clock() - self._epoch) * self.hz + 1e-6)
+
+    @property
+    def jiffies(self) -> int:
+        """``jiffies`` now (``INITIAL_JIFFIES`` at boot)."""
+        return self.get_jiffies()
+
+    def jiffies_to_time(self, j: int) -> float:
+        """The event-loop time at which jiffy *j* begins."""
+        return self._epoch + (j - self.initial_jiffies) / self.hz
+
+    def uptime(self) -> float:
+        """Seconds since boot, on the event loop's clock (what dmesg timestamps show)."""
+        if not self._booted:
+            return 0.0
+        return max(0.0, self._clock() - self._epoch)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _alloc_pid(self) -> int:
+        self._next_pid += 1
+        return self._next_pid
+
+    async def __aenter__(self) -> Kernel:
+        if self._booted:
+            raise RuntimeError("this Kernel has already been booted; create a new one")
+        outer = _current.get()
+        if outer is not None and not outer.kernel._halted:
+            raise RuntimeError("a Kernel is already running in this context; kernels do not nest")
+        self._clock = _loop_clock()
+        self._epoch = self._clock()
+        self._booted = True
+        self.softirq_vec[HI_SOFTIRQ] = tasklet_hi_action
+        self.softirq_vec[TIMER_SOFTIRQ] = run_timer_softirq
+        self.softirq_vec[TASKLET_SOFTIRQ] = tasklet_action
+        self.init_task = TaskStruct(self, "init", 1, 0, kthread=False)
+        self._token = _current.set(self.init_task)
+        self.cpus = [CPU(self, n) for n in range(self.nr_cpus)]
+        for cpu in self.cpus:
+            cpu.std_base.clk = cpu.def_base.clk = self.initial_jiffies
+        log_text(self, 5, f"Linux version {UTS_RELEASE} (kdefer_async) #1 SMP PREEMPT_DYNAMIC")
+        log_text(self, 6, f"smp: Bringing up secondary CPUs ... HZ={self.hz}")
+        root = anyio.create_task_group()
+        await root.__aenter__()
+        self._root = root
+        try:
+            for cpu in self.cpus:
+                await root.start(self._cpu_main, cpu, name=f"cpu{cpu.nr}")
+        except BaseException:
+            root.cancel_scope.cancel()
+            await root.__aexit__(None, None, None)
+            _current.reset(self._token)
+            raise
+        n = self.nr_cpus
+        log_text(self, 6, f"smp: Brought up 1 node, {n} CPU{'s' if n != 1 else ''}")
+        return self
+
+    async def _cpu_main(self, cpu: CPU, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        try:
+            async with anyio.create_task_group() as tg:
+                cpu.task_group = tg
+                tg.start_soon(self._guard, ksoftirqd, cpu, name=cpu.ksoftirqd.comm)
+                tg.start_soon(self._guard, tick_task, cpu, name=f"tick/{cpu.nr}")
+                task_status.started()
+        except KernelPanic:  # pragma: no cover - tasks below catch it
+            pass
+
+    async def _guard(self, fn: Callable[[CPU], Awaitable[None]], cpu: CPU) -> None:
+        try:
+            await fn(cpu)
+        except KernelPanic:
+            return
+
+    def _spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str) -> None:
+        if self._root is None or self._halted:
+            raise NoKernelError("the kernel is not running")
+        self._root.start_soon(fn, *args, name=name)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        root = self._root
+        assert root is not None
+        try:
+            if exc is None and self._panic is None:
+                await self._shutdown()
+        except KernelPanic:
+            pass
+        finally:
+            log_text(self, 5, "reboot: System halted")
+            self._halted = True
+            root.cancel_scope.cancel()
+            try:
+                if isinstance(exc, anyio.get_cancelled_exc_class()):
+                    # our own cancellation (a panic) must be absorbed by the scope that made it
+                    await root.__aexit__(exc_type, exc, tb)
+                else:
+                    await root.__aexit__(None, None, None)
+            finally:
+                _current.reset(self._token)
+        if self._panic is not None:
+            raise self._panic
+
+    async def _shutdown(self) -> None:
+        """Quiesce: run pending softirqs on every CPU, then name what is left behind."""
+        for _ in range(64):
+            busy = False
+            for cpu in self.cpus:
+                if cpu.pending:
+                    busy = True
+                    self._run_on(cpu, functools.partial(handle_softirqs, cpu, cpu.swapper))
+            if not busy:
+                break
+            await anyio.lowlevel.checkpoint()
+        for cpu in self.cpus:
+            for lst in (cpu.tasklet_hi_vec, cpu.tasklet_vec):
+                for t in lst:
+                    log_text(
+                        self,
+                        4,
+                        f"kdefer: shutdown: {t!r} still scheduled on CPU {cpu.nr} "
+                        "(disabled?); dropped",
+                    )
+            for base in (cpu.std_base, cpu.def_base):
+                for bucket in base.buckets.values():
+                    for timer in bucket:
+                        if timer is self._hung_timer or type(timer).__name__ == "_SleepTimer":
+                            continue
+                        log_text(
+                            self,
+                            4,
+                            f"kdefer: shutdown: timer {timer!r} on CPU {cpu.nr} "
+                            "still armed; cancelled",
+                        )
+        for task in list(self._tasks.values()):
+            if not task._exited:
+                log_text(
+                    self,
+                    4,
+                    f"kdefer: shutdown: kthread {task.comm}/{task.pid} still running; stopped",
+                )
+
+    def _run_on(self, cpu: CPU, fn: Callable[[], None]) -> None:
+        token = _current.set(cpu.swapper)
+        try:
+            fn()
+        finally:
+            _current.reset(token)
+
+    # -- panic and oops -----------------------------------------------------------------------
+
+    def panic(self, message: str, cause: BaseException | None = None) -> None:
+        """``panic()``: log it, stop every CPU, raise :class:`KernelPanic` here and at exit."""
+        if self._panic is None:
+            log_text(self, 0, f"Kernel panic - not syncing: {message}")
+            log_text(self, 0, f"---[ end Kernel panic - not syncing: {message} ]---")
+            p = KernelPanic(message)
+            p.__cause__ = cause
+            self._panic = p
+            if self._root is not None:
+                self._root.cancel_scope.cancel()
+        raise self._panic
+
+    def _after_oops(self, exc: BaseException) -> None:
+        if self.panic_on_oops:
+            self.panic("Fatal exception", exc)
+
+    def _check_alive(self) -> None:
+        if self._panic is not None:
+            raise self._panic
+        if self._halted or not self._booted:
+            raise NoKernelError("the kernel is not running")
+
+    def _check_cpu(self, cpu: object) -> int:
+        if isinstance(cpu, bool) or not isinstance(cpu, int):
+            raise TypeError(f"cpu must be an int, not {type(cpu).__name__}")
+        if not 0 <= cpu < self.nr_cpus:
+            raise ValueError(f"CPU {cpu} out of range: this kernel has CPUs 0..{self.nr_cpus - 1}")
+        return cpu
+
+    def _module_names(self) -> list[str]:
+        return list(self._modules)
+
+    # -- interrupts ---------------------------------------------------------------------------
+
+    def raise_irq(self, irq: int, cpu: int | None = None) -> None:
+        """
+        Simulate device interrupt *irq* on CPU *cpu* (default: the current CPU).
+
+        The handlers run in hardirq context, then pending softirqs run on irq exit (within the
+        ``MAX_SOFTIRQ_RESTART``/``MAX_SOFTIRQ_TIME`` budget, the rest going to ksoftirqd), all
+        before this returns. From another OS thread, call it through
+        ``anyio.from_thread.run_sync``.
+
+        Raises:
+            ValueError: *irq* or *cpu* out of range.
+            KernelPanic: a handler raised (a fatal exception in interrupt).
+
+        Context:
+            Any context; never sleeps.
+
+        .. versionadded:: 0.1
+        """
+        do_irq(self, irq, cpu)
+
+    def tick_irq_enter(self, cpu: CPU) -> None:
+        """An interrupt wakes the CPU: raise TIMER_SOFTIRQ if a timer (even deferrable) is due."""
+        if timers_due(cpu, self.get_jiffies()):
+            cpu.pending |= 1 << TIMER_SOFTIRQ
+
+    def note_unhandled_irq(self, irq: int) -> None:
+        n = self.irqs_unhandled.get(irq, 0) + 1
+        self.irqs_unhandled[irq] = n
+        if n == 1 and irq not in self.irq_actions:
+            log_text(self, 4, f"irq {irq}: no handler registered (spurious interrupt)")
+        elif n == 100_000 - 100:
+            log_text(self, 0, f'irq {irq}: nobody cared (try booting with the "irqpoll" option)')
+
+    def _deliver_pending_irqs(self, task: TaskStruct) -> None:
+        cpu = self.cpus[task.cpu]
+        while cpu.pending_irqs and not task.irqs_off:
+            irq_entry(cpu, task, cpu.pending_irqs.popleft())
+
+    # -- hung tasks ---------------------------------------------------------------------------
+
+    def _hung_watch(self, task: TaskStruct) -> None:
+        if not self.hung_task_timeout_secs:
+            return
+        self._hung[task] = None
+        self._arm_hung_timer()
+
+    def _hung_unwatch(self, task: TaskStruct) -> None:
+        self._hung.pop(task, None)
+
+    def _arm_hung_timer(self) -> None:
+        limit = self.hung_task_timeout_secs * self.hz
+        pending = [t._sleep_since + limit for t in self._hung if not t._hung_reported]
+        if not pending:
+            return
+        when = min(pending)
+        timer = self._hung_timer
+        if timer is None:
+            timer = self._hung_timer = TimerList(self._khungtaskd, 0)
+        elif timer._bucket is not None:
+            if timer.expires <= when:
+                return
+            from ._timer import _detach
+
+            _detach(timer)
+        _enqueue(self.cpus[0].std_base, timer, when, self.get_jiffies())
+
+    def _khungtaskd(self, _timer: TimerList) -> None:
+        limit = self.hung_task_timeout_secs * self.hz
+        now = self.get_jiffies()
+        for task in list(self._hung):
+            if task._hung_reported or task.state != TASK_UNINTERRUPTIBLE:
+                continue
+            if now - task._sleep_since >= limit:
+                task._hung_reported = True
+                report_lines(
+                    task,
+                    [
+                        f"INFO: task {task.comm}:{task.pid} blocked for more than "
+                        f"{self.hung_task_timeout_secs} seconds.",
+                        f"      {'Not tainted' if not self._taint else 'Tainted'} {UTS_RELEASE} #1",
+                        '"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.',
+                        f"task:{task.comm:<15} state:D stack:0     pid:{task.pid:<5} "
+                        f"tgid:{task.pid:<5} ppid:2      flags:0x00004000",
+                    ],
+                    level=3,
+                    stack=False,
+                )
+        self._arm_hung_timer()
+
+    # -- modules ------------------------------------------------------------------------------
+
+    async def _call_in_task(self, comm: str, fn: Callable[[], Any]) -> Any:
+        me = _current.get()
+        cpu = me.cpu if me is not None and me.kernel is self else 0
+        task = TaskStruct(self, comm, self._alloc_pid(), cpu, kthread=False)
+        token = _current.set(task)
+        try:
+            result = fn()
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+        finally:
+            _current.reset(token)
+
+    async def insmod(self, path: str | os.PathLike[str]) -> int:
+        """
+        Load the module file *path* and run its ``module_init`` function in an ``insmod`` task.
+
+        Returns:
+            0 once the module is loaded.
+
+        Raises:
+            ModuleLoadError: (an `OSError` with the kernel's errno) the file is missing or not
+                a module, a module of that name is loaded, or init returned a negative errno or
+                raised (an oops). The log has ``insmod: ERROR: could not insert module ...``.
+
+        .. versionadded:: 0.1
+        """
+        self._check_alive()
+        shown = os.fspath(path)
+        try:
+            mdef = load_definition(path)
+        except FileNotFoundError as exc:
+            self._insmod_error(shown, ENOENT)
+            raise ModuleLoadError(ENOENT, f"{shown}: {os.strerror(ENOENT)}") from exc
+        except (ValueError, ImportError, SyntaxError) as exc:
+            self._insmod_error(shown, ENOEXEC)
+            raise ModuleLoadError(ENOEXEC, f"{shown}: {exc}") from exc
+        if mdef.name in self._modules:
+            self._insmod_error(shown, EEXIST)
+            raise ModuleLoadError(EEXIST, f"{shown}: module {mdef.name} is already loaded")
+        if mdef.license is None or mdef.license not in _GPL_COMPATIBLE:
+            log_text(
+                self,
+                4,
+                f"{mdef.name}: module license '{mdef.license or 'unspecified'}' taints kernel.",
+            )
+            self._taint.add("P")
+        if "O" not in self._taint:
+            log_text(self, 4, f"{mdef.name}: loading out-of-tree module taints kernel.")
+            self._taint.add("O")
+        ret: Any = 0
+        if mdef.init is not None:
+            try:
+                ret = await self._call_in_task("insmod", mdef.init)
+            except KernelPanic:
+                raise
+            except Exception as exc:
+                task = TaskStruct(self, "insmod", self._alloc_pid(), 0, kthread=False)
+                record_oops(task, exc, f"module init {mdef.name}")
+                self._after_oops(exc)
+                raise ModuleLoadError(EFAULT, f"{shown}: init raised {exc!r}") from exc
+        if isinstance(ret, int) and ret < 0:
+            self._insmod_error(shown, -ret)
+            raise ModuleLoadError(-ret, f"{shown}: init returned {ret}")
+        self._modules[mdef.name] = mdef
+        return 0
+
+    def _insmod_error(self, shown: str, errno: int) -> None:
+        try:
+            reason = os.strerror(errno)
+        except ValueError:  # pragma: no cover
+            reason = f"errno {errno}"
+        log_text(self, 3, f"insmod: ERROR: could not insert module {shown}: {reason}")
+
+    async def rmmod(self, name: str) -> int:
+        """
+        Run module *name*'s ``module_exit`` function in an ``rmmod`` task and unload it.
+
+        Raises:
+            ModuleLoadError: (``ENOENT``) no such module is loaded.
+
+        .. versionadded:: 0.1
+        """
+        self._check_alive()
+        name = str(name)
+        if name.endswith(".py"):
+            name = os.path.splitext(os.path.basename(name))[0]
+        mdef = self._modules.get(name)
+        if mdef is None:
+            log_text(self, 3, f"rmmod: ERROR: Module {name} is not currently loaded")
+            raise ModuleLoadError(ENOENT, f"module {name} is not currently loaded")
+        try:
+            if mdef.exit is not None:
+                await self._call_in_task("rmmod", mdef.exit)
+        finally:
+            del self._modules[name]
+        return 0
+
+    def lsmod(self) -> str:
+        """
+        The loaded modules, laid out as ``lsmod`` prints them.
+
+        .. versionadded:: 0.1
+        """
+        lines = ["Module                  Size  Used by"]
+        for name, mdef in self._modules.items():
+            size = os.path.getsize(mdef.path) if mdef.path and os.path.exists(mdef.path) else 0
+            lines.append(f"{name:<19} {size:>8}  0")
+        return "\n".join(lines) + "\n"
+
+    # -- /proc and the log --------------------------------------------------------------------
+
+    def dmesg(self) -> list[str]:
+        """
+        The kernel log, one ``[    1.234567] text`` line per record (readable after exit).
+
+        .. versionadded:: 0.1
+        """
+        return [format_record(ts, line) for ts, _lvl, line in self._log]
+
+    def proc_softirqs(self) -> str:
+        """
+        ``/proc/softirqs``, laid out exactly as the kernel does.
+
+        .. versionadded:: 0.1
+        """
+        return proc_softirqs(self.cpus)
+
+    def proc_interrupts(self) -> str:
+        """
+        ``/proc/interrupts``: per-line, per-CPU counts, plus local timer interrupts (LOC).
+
+        .. versionadded:: 0.1
+        """
+        text = proc_interrupts(self)
+        loc = "".join(" %10u" % n for n in self.loc_interrupts)
+        return text + "LOC:%s   Local timer interrupts\n" % loc
+
+    def __repr__(self) -> str:
+        state = (
+            "panicked"
+            if self._panic
+            else "halted"
+            if self._halted
+            else ("running" if self._booted else "not booted")
+        )
+        return f"<Kernel {state} nr_cpus={self.nr_cpus} hz={self.hz}>"
+
+
+def run(
+    main: Callable[..., Awaitable[T]],
+    *args: Any,
+    nr_cpus: int = 4,
+    hz: int = 250,
+    backend: str = "asyncio",
+    backend_options: dict[str, Any] | None = None,
+    virtual_time: bool = False,
+    **options: Any,
+) -> T:
+    """
+    Boot a :class:`Kernel` in a new event loop, run ``await main(*args)`` in it, shut down.
+
+    Args:
+        main: An ``async def`` function; it runs as the kernel's ``init`` task.
+        nr_cpus, hz: As for :class:`Kernel`; further keyword *options* go to it too.
+        backend: ``"asyncio"`` or ``"trio"``.
+        backend_options: Passed to :func:`anyio.run` (``{"use_uvloop": True}``...).
+        virtual_time: Run on a virtual clock (trio's MockClock, or kdefer_async's own
+            virtual-time asyncio loop): sleeps and timers take no wall time.
+
+    Returns:
+        What *main* returned.
+
+    Raises:
+        KernelPanic: the kernel panicked.
+        TypeError: *main* is not a coroutine function.
+
+    .. versionadded:: 0.1
+    """
+    if not inspect.iscoroutinefunction(main) and not inspect.iscoroutinefunction(
+        getattr(main, "__call__", None)
+    ):
+        raise TypeError(f"main must be an `async def` function, not {main!r}")
+    opts: dict[str, Any] = {}
+    if virtual_time:
+        from ._vtime import backend_params
+
+        opts.update(backend_params(f"{backend}+virtual")[1])
+    opts.update(backend_options or {})
+
+    async def _boot() -> T:
+        async with Kernel(nr_cpus, hz, **options):
+            return await main(*args)
+
+    return anyio.run(_boot, backend=backend, backend_options=opts)

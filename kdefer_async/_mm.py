@@ -1,0 +1,131 @@
+"""Memory: ``kmalloc``/``kzalloc``/``kfree`` and ``container_of``.
+
+Kernel invariants modelled: an allocation with ``GFP_KERNEL`` may sleep, so it is a
+``might_sleep()`` report in atomic context (use ``GFP_ATOMIC`` there); the allocator owns the
+object until ``kfree()``. ``container_of(ptr, type, member)`` finds the structure that embeds
+*ptr* as its *member*, which is how a work function finds its data.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from typing import Any, TypeVar, overload
+
+from ._consts import __GFP_DIRECT_RECLAIM
+from ._context import _cur
+from ._printk import warn_once
+from ._sleeping import might_sleep_report
+
+__all__ = ["container_of", "kfree", "kmalloc", "kzalloc"]
+
+T = TypeVar("T")
+
+
+@overload
+def kmalloc(kind: type[T], flags: int) -> T: ...
+@overload
+def kmalloc(kind: int, flags: int) -> bytearray: ...
+def kmalloc(kind: type[T] | int, flags: int) -> T | bytearray:
+    """
+    Allocate: ``kind()`` for a class (kept alive until :func:`kfree`), or a ``bytearray`` of
+    *kind* bytes for a size.
+
+    ``GFP_KERNEL`` may sleep: in atomic context it is reported as a sleeping function called
+    from invalid context (and still allocates, as the kernel does). Use ``GFP_ATOMIC`` there.
+
+    Raises:
+        TypeError: *kind* is neither a class nor an int, or *flags* is not an int.
+        ValueError: a negative size.
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    if isinstance(flags, bool) or not isinstance(flags, int):
+        raise TypeError(f"flags must be GFP flags (an int), not {type(flags).__name__}")
+    if flags & __GFP_DIRECT_RECLAIM and (task.preempt_count or task.irqs_off):
+        might_sleep_report(task)
+    obj: Any
+    if isinstance(kind, type):
+        obj = kind()
+    elif isinstance(kind, int) and not isinstance(kind, bool):
+        if kind < 0:
+            raise ValueError(f"cannot allocate {kind} bytes")
+        obj = bytearray(kind)
+    else:
+        raise TypeError(f"kind must be a class or a size in bytes, not {type(kind).__name__}")
+    slab = task.kernel._slab
+    slab[id(obj)] = obj
+    return obj  # type: ignore[no-any-return]
+
+
+@overload
+def kzalloc(kind: type[T], flags: int) -> T: ...
+@overload
+def kzalloc(kind: int, flags: int) -> bytearray: ...
+def kzalloc(kind: type[T] | int, flags: int) -> T | bytearray:
+    """
+    :func:`kmalloc`, zeroed (Python objects always start from their ``__init__``).
+
+    .. versionadded:: 0.1
+    """
+    return kmalloc(kind, flags)
+
+
+def kfree(obj: object) -> None:
+    """
+    Free what :func:`kmalloc` returned. ``kfree(None)`` does nothing.
+
+    .. versionadded:: 0.1
+    """
+    if obj is None:
+        return
+    task = _cur()
+    slab = task.kernel._slab
+    if slab.pop(id(obj), None) is None:
+        warn_once(("kfree", id(obj)), "kfree: %s was not allocated by kmalloc\n", repr(obj)[:60])
+
+
+_containers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def container_of(ptr: object, kind: type[T], member: str) -> T:
+    """
+    Return the *kind* object whose attribute *member* is *ptr* (``container_of``).
+
+    Raises:
+        TypeError: *member* is not a str.
+        LookupError: no *kind* object embeds *ptr* as *member*.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(member, str):
+        raise TypeError("member must be the attribute name, a str")
+    try:
+        hit = _containers.get(ptr)
+    except TypeError:
+        hit = None
+    if hit is not None and isinstance(hit, kind) and getattr(hit, member, None) is ptr:
+        return hit
+    task = _cur()
+    for obj in task.kernel._slab.values():
+        if isinstance(obj, kind) and getattr(obj, member, None) is ptr:
+            _remember(ptr, obj)
+            return obj
+    for obj in gc.get_referrers(ptr):
+        if isinstance(obj, kind) and getattr(obj, member, None) is ptr:
+            _remember(ptr, obj)
+            return obj
+        if isinstance(obj, dict):
+            for owner in gc.get_referrers(obj):
+                if isinstance(owner, kind) and getattr(owner, member, None) is ptr:
+                    _remember(ptr, owner)
+                    return owner
+    raise LookupError(f"no {kind.__name__} has {ptr!r} as its .{member}")
+
+
+def _remember(ptr: object, obj: object) -> None:
+    try:
+        _containers[ptr] = obj
+    except TypeError:
+        pass

@@ -1,0 +1,438 @@
+"""Sleeping and waking: task states, ``schedule()``, timeouts, the msleep family, signals.
+
+Kernel invariants modelled (kernel/sched/core.c, kernel/time/sleep_timeout.c, kernel/signal.c):
+
+* A task sleeps by setting its state (``TASK_INTERRUPTIBLE`` / ``TASK_UNINTERRUPTIBLE``) and
+  calling ``schedule()``; ``wake_up_process()`` puts it back to ``TASK_RUNNING``. A wake-up that
+  lands between the state change and ``schedule()`` is not lost: ``schedule()`` then does not
+  sleep. In ``TASK_RUNNING``, ``schedule()`` does not sleep at all (so ``schedule_timeout()``
+  without a state change returns at once with the whole timeout left).
+* ``schedule_timeout()`` arms a timer on the wheel, so timeouts have the wheel's granularity.
+* ``msleep(ms)`` sleeps ``msecs_to_jiffies(ms)`` jiffies (no extra jiffy since 6.12);
+  ``msleep_interruptible()`` stops early on a signal and returns the milliseconds left.
+* A signal interrupts ``TASK_INTERRUPTIBLE`` sleeps. Kernel threads ignore signals unless they
+  ``allow_signal()`` them.
+* The hung-task detector reports ``TASK_UNINTERRUPTIBLE`` sleepers stuck longer than
+  ``hung_task_timeout_secs`` (120 s).
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+
+from ._consts import (
+    MAX_SCHEDULE_TIMEOUT,
+    SIGKILL,
+    TASK_INTERRUPTIBLE,
+    TASK_NORMAL,
+    TASK_RUNNING,
+    TASK_UNINTERRUPTIBLE,
+    TASK_WAKEKILL,
+)
+from ._context import TaskStruct, _cur
+from ._exceptions import KernelBug
+from ._printk import dump_stack, log_text
+from ._sleeping import sleeping
+from ._time import hz_jiffies_to_msecs, hz_msecs_to_jiffies
+from ._timer import TimerList, _detach, _enqueue
+
+__all__ = [
+    "allow_signal",
+    "disallow_signal",
+    "flush_signals",
+    "kernel_dequeue_signal",
+    "mdelay",
+    "msleep",
+    "msleep_interruptible",
+    "ndelay",
+    "schedule",
+    "schedule_timeout",
+    "schedule_timeout_interruptible",
+    "schedule_timeout_uninterruptible",
+    "send_sig",
+    "set_current_state",
+    "signal_pending",
+    "ssleep",
+    "udelay",
+    "usleep_range",
+    "wake_up_process",
+]
+
+
+def set_current_state(state: int) -> None:
+    """
+    Set the running task's state (``TASK_RUNNING``, ``TASK_INTERRUPTIBLE``,
+    ``TASK_UNINTERRUPTIBLE``) before a ``schedule()``/``schedule_timeout()``.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(state, int):
+        raise TypeError(f"state must be an int, not {type(state).__name__}")
+    _cur().state = state
+
+
+def try_to_wake_up(task: TaskStruct, mask: int) -> int:
+    if not task.state & mask:
+        return 0
+    task.state = TASK_RUNNING
+    ev = task._wake_event
+    if ev is not None:
+        task._wake_event = None
+        ev.set()
+    return 1
+
+
+def wake_up_process(task: TaskStruct) -> int:
+    """
+    Wake *task* if it sleeps (or start a kthread made by ``kthread_create``).
+
+    Returns:
+        1 if it was woken, 0 if it was already running.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(task, TaskStruct):
+        raise TypeError(
+            f"expected a task (from current() or kthread_run), not {type(task).__name__}"
+        )
+    start = task.kernel._kthread_starts.pop(task, None)
+    if start is not None:
+        start()
+        return 1
+    return try_to_wake_up(task, TASK_NORMAL)
+
+
+def _deliverable(task: TaskStruct) -> int:
+    return task.sigpending if not task.is_kthread else task.sigpending & task.allowed_signals
+
+
+def signal_pending(task: TaskStruct) -> bool:
+    """
+    True if *task* has a signal pending (one it does not ignore).
+
+    .. versionadded:: 0.1
+    """
+    return bool(_deliverable(task))
+
+
+def send_sig(sig: int, task: TaskStruct, priv: int) -> int:
+    """
+    Send signal *sig* to *task*: it interrupts the task's interruptible sleeps.
+
+    Kernel threads ignore signals they have not ``allow_signal()``-ed, as in the kernel.
+
+    Returns:
+        0 (the kernel's success value).
+
+    Raises:
+        ValueError: *sig* is not a signal number (1 to 64).
+
+    .. versionadded:: 0.1
+    """
+    if isinstance(sig, bool) or not isinstance(sig, int) or not 1 <= sig <= 64:
+        raise ValueError(f"invalid signal number {sig!r}")
+    bit = 1 << sig
+    if task.is_kthread and not task.allowed_signals & bit:
+        return 0
+    task.sigpending |= bit
+    mask = TASK_INTERRUPTIBLE | (TASK_WAKEKILL if sig == SIGKILL else 0)
+    if task.state & mask:
+        try_to_wake_up(task, task.state)
+    return 0
+
+
+def allow_signal(sig: int) -> None:
+    """
+    Let the running kernel thread receive *sig* (kthreads ignore signals by default).
+
+    .. versionadded:: 0.1
+    """
+    if isinstance(sig, bool) or not isinstance(sig, int) or not 1 <= sig <= 64:
+        raise ValueError(f"invalid signal number {sig!r}")
+    _cur().allowed_signals |= 1 << sig
+
+
+def disallow_signal(sig: int) -> None:
+    """
+    Ignore *sig* again in the running kernel thread.
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    task.allowed_signals &= ~(1 << sig)
+    task.sigpending &= ~(1 << sig)
+
+
+def flush_signals(task: TaskStruct) -> None:
+    """
+    Discard *task*'s pending signals.
+
+    .. versionadded:: 0.1
+    """
+    task.sigpending = 0
+
+
+def kernel_dequeue_signal() -> int:
+    """
+    Dequeue and return the running task's lowest pending signal (0 if none).
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    pending = _deliverable(task)
+    if not pending:
+        return 0
+    low = pending & -pending
+    task.sigpending &= ~low
+    return low.bit_length() - 1
+
+
+async def schedule() -> None:
+    """``schedule()``: sleep in the state set beforehand; in TASK_RUNNING just yield."""
+    task = _cur()
+    if task.preempt_count or task.irqs_off:
+        from ._softirq import report_schedule_bug
+
+        report_schedule_bug(task)
+        if task.kernel.sleep_in_atomic == "raise":
+            task.state = TASK_RUNNING
+            raise KernelBug(
+                f"scheduling while atomic: {task.comm}/{task.pid}/"
+                f"0x{task.preempt_count + 1:08x}; see dmesg"
+            )
+    state = task.state
+    if state == TASK_RUNNING:
+        await anyio.lowlevel.checkpoint()
+        return
+    if state & TASK_INTERRUPTIBLE and _deliverable(task):
+        task.state = TASK_RUNNING
+        await anyio.lowlevel.checkpoint()
+        return
+    ev = anyio.Event()
+    task._wake_event = ev
+    kernel = task.kernel
+    if state & TASK_UNINTERRUPTIBLE:
+        task._sleep_since = kernel.get_jiffies()
+        task._hung_reported = False
+        kernel._hung_watch(task)
+    try:
+        await ev.wait()
+    finally:
+        task._wake_event = None
+        task.state = TASK_RUNNING
+        if state & TASK_UNINTERRUPTIBLE:
+            kernel._hung_unwatch(task)
+
+
+class _SleepTimer(TimerList):
+    __slots__ = ("task",)
+
+    def __init__(self, task: TaskStruct) -> None:
+        super().__init__(_process_timeout, 0)
+        self.task = task
+
+
+def _process_timeout(timer: _SleepTimer) -> None:
+    wake_up_process(timer.task)
+
+
+def _check_jiffies(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int number of jiffies, not {type(value).__name__}")
+    return value
+
+
+async def _schedule_timeout(timeout: int) -> int:
+    task = _cur()
+    kernel = task.kernel
+    if timeout == MAX_SCHEDULE_TIMEOUT:
+        await schedule()
+        return timeout
+    if timeout < 0:
+        log_text(
+            kernel, 3, "schedule_timeout: wrong timeout value %x" % (timeout & ((1 << 64) - 1))
+        )
+        dump_stack()
+        task.state = TASK_RUNNING
+        await anyio.lowlevel.checkpoint()
+        return 0
+    now = kernel.get_jiffies()
+    expire = now + timeout
+    timer = _SleepTimer(task)
+    cpu = kernel.cpus[task.cpu]
+    _enqueue(cpu.std_base, timer, expire, now)
+    try:
+        await schedule()
+    finally:
+        if timer._bucket is not None:
+            _detach(timer)
+    left = expire - kernel.get_jiffies()
+    return left if left > 0 else 0
+
+
+@sleeping
+async def schedule_timeout(timeout: int) -> int:
+    """
+    Sleep until *timeout* jiffies have passed or the task is woken, in the state set before.
+
+    Without a prior :func:`set_current_state` the task is ``TASK_RUNNING`` and this returns at
+    once with (about) the whole timeout left, as in the kernel: a classic driver bug.
+    ``MAX_SCHEDULE_TIMEOUT`` sleeps with no timer. A negative timeout is reported
+    (``schedule_timeout: wrong timeout value``) and returns 0.
+
+    Returns:
+        0 if the timeout elapsed, else the jiffies left.
+
+    Context:
+        Task context; may sleep. Always a checkpoint.
+
+    .. versionadded:: 0.1
+    """
+    return await _schedule_timeout(_check_jiffies("timeout", timeout))
+
+
+@sleeping
+async def schedule_timeout_interruptible(timeout: int) -> int:
+    """
+    :func:`schedule_timeout` in ``TASK_INTERRUPTIBLE``.
+
+    .. versionadded:: 0.1
+    """
+    _cur().state = TASK_INTERRUPTIBLE
+    return await _schedule_timeout(_check_jiffies("timeout", timeout))
+
+
+@sleeping
+async def schedule_timeout_uninterruptible(timeout: int) -> int:
+    """
+    :func:`schedule_timeout` in ``TASK_UNINTERRUPTIBLE``.
+
+    .. versionadded:: 0.1
+    """
+    _cur().state = TASK_UNINTERRUPTIBLE
+    return await _schedule_timeout(_check_jiffies("timeout", timeout))
+
+
+def _check_ms(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    return value
+
+
+async def _msleep(ms: int) -> None:
+    task = _cur()
+    timeout = hz_msecs_to_jiffies(task.kernel.hz, ms)
+    if not timeout:
+        await anyio.lowlevel.checkpoint()
+        return
+    while timeout:
+        task.state = TASK_UNINTERRUPTIBLE
+        timeout = await _schedule_timeout(timeout)
+
+
+@sleeping
+async def msleep(ms: int) -> None:
+    """
+    Sleep at least *ms* milliseconds, uninterruptibly: ``msecs_to_jiffies(ms)`` jiffies on the
+    wheel (so at HZ=250, ``msleep(5)`` takes 8 to 12 ms). ``msleep(0)`` does not sleep.
+
+    Context:
+        Task context; may sleep. Always a checkpoint.
+
+    .. versionadded:: 0.1
+    """
+    await _msleep(_check_ms("ms", ms))
+
+
+@sleeping
+async def msleep_interruptible(ms: int) -> int:
+    """
+    Sleep *ms* milliseconds unless a signal arrives first.
+
+    Returns:
+        The milliseconds left (``jiffies_to_msecs`` of the remainder), 0 if it slept fully.
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    hz = task.kernel.hz
+    timeout = hz_msecs_to_jiffies(hz, _check_ms("ms", ms))
+    if not timeout:
+        await anyio.lowlevel.checkpoint()
+        return 0
+    while timeout and not _deliverable(task):
+        task.state = TASK_INTERRUPTIBLE
+        timeout = await _schedule_timeout(timeout)
+    if not timeout:
+        await anyio.lowlevel.checkpoint()
+    return hz_jiffies_to_msecs(hz, timeout)
+
+
+@sleeping
+async def ssleep(seconds: int) -> None:
+    """
+    ``msleep(seconds * 1000)``.
+
+    .. versionadded:: 0.1
+    """
+    await _msleep(_check_ms("seconds", seconds) * 1000)
+
+
+@sleeping
+async def usleep_range(lo: int, hi: int) -> None:
+    """
+    Sleep between *lo* and *hi* microseconds (an hrtimer in the kernel, not the wheel): never
+    less than *lo*; the wake-up may be anywhere up to *hi*.
+
+    .. versionadded:: 0.1
+    """
+    lo = _check_ms("lo", lo)
+    hi = _check_ms("hi", hi)
+    if lo < 0 or hi < lo:
+        raise ValueError(f"usleep_range({lo}, {hi}): need 0 <= lo <= hi")
+    task = _cur()
+    task.state = TASK_UNINTERRUPTIBLE
+    deadline = anyio.current_time() + lo / 1_000_000
+    try:
+        with anyio.CancelScope(deadline=deadline):
+            await anyio.sleep_forever()
+    finally:
+        task.state = TASK_RUNNING
+
+
+def _busy_wait(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def mdelay(ms: int) -> None:
+    """
+    Busy-wait *ms* milliseconds of wall time: legal in atomic context, blocks the whole loop.
+
+    .. versionadded:: 0.1
+    """
+    _busy_wait(_check_ms("ms", ms) / 1000)
+
+
+def udelay(us: int) -> None:
+    """
+    Busy-wait *us* microseconds of wall time: legal in atomic context.
+
+    .. versionadded:: 0.1
+    """
+    _busy_wait(_check_ms("us", us) / 1_000_000)
+
+
+def ndelay(ns: int) -> None:
+    """
+    Busy-wait *ns* nanoseconds of wall time.
+
+    .. versionadded:: 0.1
+    """
+    _busy_wait(_check_ms("ns", ns) / 1_000_000_000)

@@ -1,0 +1,109 @@
+"""The ``might_sleep()`` check that every ``async def`` API runs first, at call time.
+
+Kernel invariant modelled: anything that can block starts with ``might_sleep()``, which reports
+``BUG: sleeping function called from invalid context`` when called in atomic context (a held
+spinlock, BH disabled, a handler, IRQs off), rate-limited to one report per HZ jiffies.
+
+An ``async def`` in Python runs nothing until it is awaited, so a sleeping API called from a
+plain handler (which cannot await) would silently create a coroutine that never runs. The
+:func:`sleeping` decorator closes that gap: the check runs *when the function is called*, before
+the coroutine object is created. The decorated object still reports itself as a coroutine
+function (``inspect.iscoroutinefunction`` is true), so the sync/async contract is unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, cast
+
+from ._consts import HARDIRQ_MASK
+from ._context import TaskStruct, _cur, _current
+from ._exceptions import KernelBug, NoKernelError
+from ._printk import caller_location, report_lines
+
+__all__ = ["atomic_sleep_bug", "might_sleep", "might_sleep_report", "sleeping"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def might_sleep_report(task: TaskStruct) -> bool:
+    """Report a sleep in atomic context (rate-limited); True if *task* is in atomic context."""
+    pc = task.preempt_count
+    irqs = bool(task.irqs_off or pc & HARDIRQ_MASK)
+    if not pc and not irqs and task.pid != 0:
+        return False
+    k = task.kernel
+    j = k.get_jiffies()
+    if k._might_sleep_prev and j - k._might_sleep_prev < k.hz:
+        return True
+    k._might_sleep_prev = j
+    file, line, _func = caller_location()
+    report_lines(
+        task,
+        [
+            f"BUG: sleeping function called from invalid context at {file}:{line}",
+            f"in_atomic(): {int(pc != 0)}, irqs_disabled(): {int(irqs)}, non_block: 0, "
+            f"pid: {task.pid}, name: {task.comm}",
+            f"preempt_count: {pc:x}, expected: 0",
+            "RCU nest depth: 0, expected: 0",
+        ],
+        level=3,
+        taint="W",
+    )
+    return True
+
+
+def atomic_sleep_bug(task: TaskStruct, what: str) -> None:
+    """Report, then raise :class:`KernelBug` unless the kernel was built to only report."""
+    if might_sleep_report(task) and task.kernel.sleep_in_atomic == "raise":
+        raise KernelBug(
+            f"{what}() called in atomic context (preempt_count {task.preempt_count:#x}, "
+            f"{task.comm}/{task.pid}): sleeping is illegal here; see dmesg"
+        )
+
+
+def might_sleep() -> None:
+    """
+    Report ``BUG: sleeping function called from invalid context`` if in atomic context.
+
+    Like the kernel's, it only reports (once per second at most) and returns.
+
+    Context:
+        Any context.
+
+    .. versionadded:: 0.1
+    """
+    might_sleep_report(_cur())
+
+
+class _SleepingFunction:
+    # No docstring on purpose: instances take the wrapped function's __doc__.
+
+    def __init__(self, fn: Callable[..., Coroutine[Any, Any, Any]]) -> None:
+        functools.update_wrapper(self, fn)
+        self.__code__ = fn.__code__
+        self.__defaults__ = fn.__defaults__
+        self.__kwdefaults__ = fn.__kwdefaults__
+        self._fn = fn
+        self._name = fn.__name__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        task = _current.get()
+        if task is None:
+            raise NoKernelError(
+                f"{self._name}() needs a running kdefer_async Kernel: call it inside "
+                "`async with Kernel():` or from kdefer_async.run()"
+            )
+        if task.preempt_count or task.irqs_off or task.pid == 0:
+            atomic_sleep_bug(task, self._name)
+        return self._fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<sleeping function {self._name}>"
+
+
+def sleeping(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Mark *fn* as a sleeping API: ``might_sleep()`` runs when it is called, not awaited."""
+    return cast("Callable[P, Coroutine[Any, Any, R]]", _SleepingFunction(fn))

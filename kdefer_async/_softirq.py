@@ -1,0 +1,340 @@
+"""Softirqs: the ten vectors, per-CPU pending masks, ``__do_softirq`` and ksoftirqd.
+
+Kernel invariants modelled (kernel/softirq.c):
+
+* Pending state is a per-CPU bit mask; raising a pending vector again is a no-op, so the
+  /proc/softirqs counter counts handler passes, not raises.
+* Pending softirqs run only at three points: on ``irq_exit()`` (when not nested in another
+  interrupt or BH-disabled section), in ``local_bh_enable()`` when it re-enables bottom halves,
+  and in the CPU's ``ksoftirqd/N`` kthread. ``raise_softirq()`` from plain task context wakes
+  ksoftirqd; from interrupt context it does not (the bit is noticed on the way out).
+* One invocation runs the pending vectors in ascending number order (HI first, RCU last);
+  vectors raised meanwhile run in a restart pass, at most ``MAX_SOFTIRQ_RESTART`` passes and
+  ``MAX_SOFTIRQ_TIME`` (2 ms in jiffies), after which the rest is handed to ksoftirqd.
+* Handlers are plain functions run as await-free critical sections: nothing else runs on the
+  loop while a handler runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._consts import (
+    HARDIRQ_MASK,
+    HI_SOFTIRQ,
+    IRQ_MASK,
+    MAX_SOFTIRQ_RESTART,
+    NR_SOFTIRQS,
+    SOFTIRQ_DISABLE_OFFSET,
+    SOFTIRQ_MASK,
+    SOFTIRQ_NAMES,
+    SOFTIRQ_OFFSET,
+    TASK_INTERRUPTIBLE,
+    TASK_RUNNING,
+    TASKLET_SOFTIRQ,
+)
+from ._context import TaskStruct, _cur, _current
+from ._printk import log_text, report_lines, symbol_name, warn_once
+
+if TYPE_CHECKING:
+    from ._cpu import CPU
+
+__all__ = [
+    "check_atomic_callable",
+    "handle_softirqs",
+    "local_bh_disable",
+    "local_bh_enable",
+    "local_softirq_pending",
+    "open_softirq",
+    "raise_softirq",
+    "raise_softirq_irqoff",
+    "run_atomic_result",
+    "wakeup_softirqd",
+]
+
+
+def check_atomic_callable(fn: object, what: str) -> None:
+    """Reject what cannot run in atomic context: non-callables and ``async def`` functions."""
+    if not callable(fn):
+        raise TypeError(f"{what} must be a callable, not {type(fn).__name__}")
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    is_async = inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
+    if not is_async and not inspect.isfunction(target) and not inspect.ismethod(target):
+        is_async = inspect.iscoroutinefunction(getattr(target, "__call__", None))
+    if is_async:
+        raise TypeError(
+            f"{what} runs in atomic context and must be a plain function, "
+            f"but {symbol_name(fn)} is `async def`: in the kernel, what may sleep is `async` here "
+            "and what runs in atomic context is a plain `def` (use a workqueue for work that sleeps)"
+        )
+
+
+def run_atomic_result(task: TaskStruct, result: object, fn: object) -> None:
+    """An atomic handler returned *result*: an awaitable means it tried to sleep."""
+    if result is None:
+        return
+    if inspect.isawaitable(result):
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        report_schedule_bug(task, fn)
+
+
+def report_schedule_bug(task: TaskStruct, fn: object | None = None) -> None:
+    """``BUG: scheduling while atomic``: the count printed includes schedule()'s own level."""
+    lines = [
+        f"BUG: scheduling while atomic: {task.comm}/{task.pid}/0x{(task.preempt_count + 1):08x}",
+        "Modules linked in: " + " ".join(task.kernel._module_names()),
+    ]
+    if fn is not None:
+        lines.append(f"Preemption disabled at:\n {symbol_name(fn, offset=True)}")
+    report_lines(task, lines, level=3, taint="W")
+
+
+def panic_in_interrupt(task: TaskStruct, exc: BaseException, where: str) -> None:
+    """An exception in atomic context: an oops in interrupt, i.e. a panic. Raises KernelPanic."""
+    k = task.kernel
+    from ._printk import record_oops
+
+    record_oops(task, exc, where)
+    k.panic("Fatal exception in interrupt", exc)
+
+
+def open_softirq(nr: int, action: Callable[[], object]) -> None:
+    """
+    Register *action* as the handler of softirq vector *nr* (the last registration wins).
+
+    *action* takes no arguments (as since Linux 6.12) and runs in softirq context.
+
+    Raises:
+        ValueError: *nr* is not a softirq vector (0 to ``NR_SOFTIRQS - 1``).
+        TypeError: *action* is not callable, or is ``async def``.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    _check_nr(nr)
+    check_atomic_callable(action, "a softirq action")
+    _cur().kernel.softirq_vec[nr] = action
+
+
+def _check_nr(nr: object) -> None:
+    if type(nr) is not int and not isinstance(nr, int):
+        raise TypeError(f"softirq number must be an int, not {type(nr).__name__}")
+    if not 0 <= nr < NR_SOFTIRQS:
+        raise ValueError(f"unknown softirq number {nr}: vectors are 0..{NR_SOFTIRQS - 1}")
+
+
+def wakeup_softirqd(cpu: CPU) -> None:
+    """Wake ``ksoftirqd/N`` of *cpu* if it sleeps."""
+    ev = cpu._ksoftirqd_event
+    if ev is not None:
+        cpu._ksoftirqd_event = None
+        cpu.ksoftirqd.state = TASK_RUNNING
+        ev.set()
+
+
+def raise_softirq_irqoff(nr: int) -> None:
+    """
+    Mark softirq *nr* pending on this CPU; wake ksoftirqd unless in interrupt context.
+
+    Raises:
+        ValueError: *nr* is not a softirq vector.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    _check_nr(nr)
+    task = _cur()
+    cpu = task.kernel.cpus[task.cpu]
+    cpu.pending |= 1 << nr
+    if not task.preempt_count & IRQ_MASK:
+        wakeup_softirqd(cpu)
+
+
+def raise_softirq(nr: int) -> None:
+    """
+    Mark softirq *nr* pending on this CPU (``raise_softirq_irqoff`` with IRQs saved).
+
+    From plain task context this wakes ``ksoftirqd/N``, which runs the handler; from a hardirq
+    handler the handler runs on ``irq_exit``; inside a BH-disabled section it runs at the
+    matching ``local_bh_enable()``.
+
+    Raises:
+        ValueError: *nr* is not a softirq vector.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    raise_softirq_irqoff(nr)
+
+
+def local_softirq_pending() -> int:
+    """
+    Return this CPU's pending softirq bit mask.
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    return task.kernel.cpus[task.cpu].pending
+
+
+def handle_softirqs(cpu: CPU, task: TaskStruct) -> None:
+    """
+    ``__do_softirq``: run *cpu*'s pending vectors, borrowing *task*.
+
+    Runs passes in ascending vector order until nothing is pending, the restart budget is spent
+    or the time budget (``MAX_SOFTIRQ_TIME`` in jiffies) is over; leftover work wakes ksoftirqd.
+    """
+    kernel = cpu.kernel
+    vec = kernel.softirq_vec
+    stat = cpu.softirq_stat
+    end = kernel.get_jiffies() + kernel.max_softirq_time
+    restart = MAX_SOFTIRQ_RESTART
+    task.preempt_count += SOFTIRQ_OFFSET
+    try:
+        pending = cpu.pending
+        while True:
+            cpu.pending = 0
+            while pending:
+                low = pending & -pending
+                pending ^= low
+                nr = low.bit_length() - 1
+                stat[nr] += 1
+                action = vec[nr]
+                if action is None:
+                    warn_once(
+                        ("softirq", nr),
+                        "softirq %u (%s) raised with no handler\n",
+                        nr,
+                        SOFTIRQ_NAMES[nr],
+                    )
+                    continue
+                if nr != HI_SOFTIRQ and nr != TASKLET_SOFTIRQ:
+                    cpu.progress += 1
+                prev = task.preempt_count
+                try:
+                    result = action()
+                except BaseException as exc:
+                    if isinstance(exc, Exception):
+                        panic_in_interrupt(task, exc, f"softirq {SOFTIRQ_NAMES[nr]}")
+                    raise
+                if result is not None:
+                    run_atomic_result(task, result, action)
+                if task.preempt_count != prev:
+                    log_text(
+                        kernel,
+                        3,
+                        "huh, entered softirq %d %s %s with preempt_count %08x, exited with %08x?"
+                        % (nr, SOFTIRQ_NAMES[nr], symbol_name(action), prev, task.preempt_count),
+                    )
+                    task.preempt_count = prev
+            pending = cpu.pending
+            if not pending:
+                break
+            restart -= 1
+            if restart and kernel.get_jiffies() < end:
+                continue
+            wakeup_softirqd(cpu)
+            break
+    finally:
+        task.preempt_count -= SOFTIRQ_OFFSET
+
+
+def do_softirq_from_task(task: TaskStruct) -> None:
+    """``do_softirq()``: run pending softirqs now unless in interrupt context."""
+    if task.preempt_count & IRQ_MASK:
+        return
+    cpu = task.kernel.cpus[task.cpu]
+    if cpu.pending:
+        handle_softirqs(cpu, task)
+
+
+def local_bh_disable() -> None:
+    """
+    Disable bottom halves on this CPU (nestable): adds ``SOFTIRQ_DISABLE_OFFSET`` (0x200).
+
+    Softirqs raised meanwhile run at the matching :func:`local_bh_enable`. Inside, the task is
+    ``in_softirq()`` and ``in_interrupt()`` (the kernel's definitions).
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    _cur().preempt_count += SOFTIRQ_DISABLE_OFFSET
+
+
+def local_bh_enable() -> None:
+    """
+    Re-enable bottom halves; at the outermost level, run pending softirqs before returning.
+
+    A call from hardirq context is a bug the kernel warns about once.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    if task.preempt_count & HARDIRQ_MASK:
+        warn_once("local_bh_enable in hardirq")
+    if (task.preempt_count & SOFTIRQ_MASK) < SOFTIRQ_DISABLE_OFFSET:
+        warn_once("local_bh_enable underflow", "local_bh_enable() without local_bh_disable()\n")
+        return
+    # keep one preempt level while softirqs run, as __local_bh_enable_ip does
+    task.preempt_count -= SOFTIRQ_DISABLE_OFFSET - 1
+    try:
+        if not task.preempt_count & IRQ_MASK:
+            cpu = task.kernel.cpus[task.cpu]
+            if cpu.pending:
+                handle_softirqs(cpu, task)
+    finally:
+        task.preempt_count -= 1
+
+
+async def ksoftirqd(cpu: CPU) -> None:
+    """
+    The ``ksoftirqd/N`` kthread: run pending softirqs whenever woken, yielding between batches.
+
+    A batch that did nothing but re-poll disabled or busy tasklets keeps the CPU busy until
+    the next jiffy, as a real spinning ksoftirqd would; this also lets virtual time advance.
+    """
+    task = cpu.ksoftirqd
+    _current.set(task)
+    kernel = cpu.kernel
+    while True:
+        if not cpu.pending:
+            ev = anyio.Event()
+            cpu._ksoftirqd_event = ev
+            task.state = TASK_INTERRUPTIBLE
+            await ev.wait()
+            task.state = TASK_RUNNING
+            continue
+        before = cpu.progress
+        handle_softirqs(cpu, task)
+        if cpu.pending and cpu.progress == before:
+            await anyio.sleep_until(kernel.jiffies_to_time(kernel.get_jiffies() + 1))
+        else:
+            await anyio.lowlevel.checkpoint()
+
+
+def proc_softirqs(kernel_cpus: list[CPU]) -> str:
+    """Render /proc/softirqs exactly as fs/proc/softirqs.c lays it out."""
+    lines = [" " * 20 + "".join("CPU%-8d" % c.nr for c in kernel_cpus)]
+    for nr, name in enumerate(SOFTIRQ_NAMES):
+        lines.append("%12s:" % name + "".join(" %10u" % c.softirq_stat[nr] for c in kernel_cpus))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,493 @@
+"""Wait queues and completions.
+
+Kernel invariants modelled (include/linux/wait.h, kernel/sched/wait.c, kernel/sched/completion.c):
+
+* ``wait_event*(wq, condition)`` checks *condition* first and returns at once if it holds; else
+  the task queues itself, sets its state, re-checks, and sleeps; every wake-up of *wq* makes it
+  re-check. A wake-up between the check and the sleep is never lost.
+* ``wake_up(wq)`` wakes every non-exclusive waiter and one exclusive waiter; ``wake_up_all``
+  wakes all; ``wake_up_interruptible*`` only ``TASK_INTERRUPTIBLE`` sleepers. Waking does not make
+  the condition true: the waker changes it first.
+* ``wait_event_timeout`` returns 0 if the condition is still false when the timeout elapsed, 1 if
+  it became true only at the timeout, else the jiffies left; the interruptible forms return
+  ``-ERESTARTSYS`` when a signal arrives first.
+* A completion counts: a ``complete()`` before the wait is not lost; ``complete()`` wakes one
+  waiter, ``complete_all()`` all of them, for good.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ._consts import (
+    ERESTARTSYS,
+    MAX_SCHEDULE_TIMEOUT,
+    TASK_INTERRUPTIBLE,
+    TASK_NORMAL,
+    TASK_RUNNING,
+    TASK_UNINTERRUPTIBLE,
+)
+from ._context import TaskStruct, _cur
+from ._sched import _deliverable, _schedule_timeout, schedule, try_to_wake_up
+from ._sleeping import sleeping
+
+if TYPE_CHECKING:
+    from ._kernel import Kernel
+
+__all__ = [
+    "Completion",
+    "DECLARE_COMPLETION",
+    "DECLARE_WAIT_QUEUE_HEAD",
+    "WaitQueueHead",
+    "complete",
+    "complete_all",
+    "completion_done",
+    "init_completion",
+    "init_waitqueue_head",
+    "reinit_completion",
+    "wait_event",
+    "wait_event_interruptible",
+    "wait_event_interruptible_timeout",
+    "wait_event_timeout",
+    "wait_for_completion",
+    "wait_for_completion_interruptible",
+    "wait_for_completion_timeout",
+    "wait_var_event",
+    "wake_up",
+    "wake_up_all",
+    "wake_up_interruptible",
+    "wake_up_interruptible_all",
+    "wake_up_nr",
+    "wake_up_var",
+    "waitqueue_active",
+]
+
+UINT_MAX = 0xFFFFFFFF
+
+
+class _WaitEntry:
+    __slots__ = ("exclusive", "queued", "task")
+
+    def __init__(self, task: TaskStruct, exclusive: bool) -> None:
+        self.task = task
+        self.exclusive = exclusive
+        self.queued = False
+
+
+class WaitQueueHead:
+    """
+    ``wait_queue_head_t``: a list of sleeping tasks, non-exclusive waiters first.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("__weakref__", "_entries")
+
+    def __init__(self) -> None:
+        self._entries: deque[_WaitEntry] = deque()  # A
+
+    def __repr__(self) -> str:
+        return f"<WaitQueueHead waiters={len(self._entries)}>"
+
+
+def DECLARE_WAIT_QUEUE_HEAD() -> WaitQueueHead:
+    """
+    Return a new, empty wait queue head.
+
+    .. versionadded:: 0.1
+    """
+    return WaitQueueHead()
+
+
+def init_waitqueue_head(wq: WaitQueueHead) -> None:
+    """
+    (Re)initialise *wq* as an empty wait queue.
+
+    .. versionadded:: 0.1
+    """
+    wq._entries = deque()
+
+
+def waitqueue_active(wq: WaitQueueHead) -> bool:
+    """
+    True if someone waits on *wq*.
+
+    .. versionadded:: 0.1
+    """
+    return bool(wq._entries)
+
+
+def _wake(wq: WaitQueueHead, mode: int, nr_exclusive: int) -> None:
+    for entry in list(wq._entries):
+        if try_to_wake_up(entry.task, mode) and entry.exclusive:
+            nr_exclusive -= 1
+            if nr_exclusive == 0:
+                break
+
+
+def wake_up(wq: WaitQueueHead) -> None:
+    """
+    Wake all non-exclusive waiters of *wq* and one exclusive waiter.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    _wake(wq, TASK_NORMAL, 1)
+
+
+def wake_up_nr(wq: WaitQueueHead, nr: int) -> None:
+    """
+    Wake all non-exclusive waiters and *nr* exclusive ones.
+
+    .. versionadded:: 0.1
+    """
+    _wake(wq, TASK_NORMAL, nr)
+
+
+def wake_up_all(wq: WaitQueueHead) -> None:
+    """
+    Wake every waiter of *wq*.
+
+    .. versionadded:: 0.1
+    """
+    _wake(wq, TASK_NORMAL, 0)
+
+
+def wake_up_interruptible(wq: WaitQueueHead) -> None:
+    """
+    Wake the ``TASK_INTERRUPTIBLE`` waiters of *wq* (one exclusive).
+
+    .. versionadded:: 0.1
+    """
+    _wake(wq, TASK_INTERRUPTIBLE, 1)
+
+
+def wake_up_interruptible_all(wq: WaitQueueHead) -> None:
+    """
+    Wake every ``TASK_INTERRUPTIBLE`` waiter of *wq*.
+
+    .. versionadded:: 0.1
+    """
+    _wake(wq, TASK_INTERRUPTIBLE, 0)
+
+
+def _check_cond(condition: object) -> Callable[[], object]:
+    if not callable(condition):
+        raise TypeError(
+            "condition must be a zero-argument callable (e.g. `lambda: done`), "
+            f"not {type(condition).__name__}"
+        )
+    if inspect.iscoroutinefunction(condition):
+        raise TypeError("condition must be a plain function: it is evaluated in the waker's loop")
+    return condition
+
+
+def _check_timeout(timeout: object) -> int:
+    if isinstance(timeout, bool) or not isinstance(timeout, int):
+        raise TypeError(f"timeout must be an int number of jiffies, not {type(timeout).__name__}")
+    return timeout
+
+
+async def wait_event_common(
+    wq: WaitQueueHead,
+    condition: Callable[[], object],
+    state: int,
+    timeout: int | None,
+    exclusive: bool = False,
+) -> int:
+    """``___wait_event``: the loop every wait_event form shares."""
+    task = _cur()
+    entry = _WaitEntry(task, exclusive)
+    ret = timeout if timeout is not None else 0
+    try:
+        while True:
+            # prepare_to_wait_event
+            if state & TASK_INTERRUPTIBLE and _deliverable(task):
+                return -ERESTARTSYS
+            if not entry.queued:
+                if exclusive:
+                    wq._entries.append(entry)
+                else:
+                    wq._entries.appendleft(entry)
+                entry.queued = True
+            task.state = state
+            cond = condition()
+            if timeout is not None:
+                if cond and not ret:
+                    ret = 1
+                if cond or not ret:
+                    break
+            elif cond:
+                break
+            if timeout is None:
+                await schedule()
+            else:
+                ret = await _schedule_timeout(ret)
+    finally:
+        task.state = TASK_RUNNING
+        if entry.queued:
+            try:
+                wq._entries.remove(entry)
+            except ValueError:
+                pass
+    return ret
+
+
+async def _checkpoint() -> None:
+    import anyio.lowlevel
+
+    await anyio.lowlevel.checkpoint()
+
+
+@sleeping
+async def wait_event(wq: WaitQueueHead, condition: Callable[[], object]) -> None:
+    """
+    Sleep (uninterruptibly) until ``condition()`` is true, re-checking on every wake-up of *wq*.
+
+    Context:
+        Task context; may sleep. Always a checkpoint.
+
+    .. versionadded:: 0.1
+    """
+    condition = _check_cond(condition)
+    if condition():
+        await _checkpoint()
+        return
+    await wait_event_common(wq, condition, TASK_UNINTERRUPTIBLE, None)
+
+
+@sleeping
+async def wait_event_interruptible(wq: WaitQueueHead, condition: Callable[[], object]) -> int:
+    """
+    Sleep until ``condition()`` is true or a signal arrives.
+
+    Returns:
+        0 when the condition holds, ``-ERESTARTSYS`` if interrupted by a signal.
+
+    .. versionadded:: 0.1
+    """
+    condition = _check_cond(condition)
+    if condition():
+        await _checkpoint()
+        return 0
+    return await wait_event_common(wq, condition, TASK_INTERRUPTIBLE, None)
+
+
+@sleeping
+async def wait_event_timeout(
+    wq: WaitQueueHead, condition: Callable[[], object], timeout: int
+) -> int:
+    """
+    Sleep until ``condition()`` is true or *timeout* jiffies have passed.
+
+    Returns:
+        0 if the condition is false after the timeout; 1 if it became true only at the timeout;
+        otherwise the jiffies left (at least 1).
+
+    .. versionadded:: 0.1
+    """
+    condition = _check_cond(condition)
+    timeout = _check_timeout(timeout)
+    if condition():
+        await _checkpoint()
+        return timeout or 1
+    return await wait_event_common(wq, condition, TASK_UNINTERRUPTIBLE, timeout)
+
+
+@sleeping
+async def wait_event_interruptible_timeout(
+    wq: WaitQueueHead, condition: Callable[[], object], timeout: int
+) -> int:
+    """
+    :func:`wait_event_timeout`, interruptible: ``-ERESTARTSYS`` if a signal arrives first.
+
+    .. versionadded:: 0.1
+    """
+    condition = _check_cond(condition)
+    timeout = _check_timeout(timeout)
+    if condition():
+        await _checkpoint()
+        return timeout or 1
+    return await wait_event_common(wq, condition, TASK_INTERRUPTIBLE, timeout)
+
+
+# --- wait_var_event: waits keyed by an object (used by tasklet_kill, flush...) ------------------
+
+
+def _var_queue(kernel: Kernel, var: object) -> WaitQueueHead:
+    wq = kernel._var_waiters.get(id(var))
+    if wq is None:
+        wq = kernel._var_waiters[id(var)] = WaitQueueHead()
+    return wq
+
+
+async def wait_var_event(var: object, condition: Callable[[], object]) -> None:
+    """Sleep until ``condition()`` holds, woken by :func:`wake_up_var` on *var*."""
+    if condition():
+        await _checkpoint()
+        return
+    kernel = _cur().kernel
+    wq = _var_queue(kernel, var)
+    try:
+        await wait_event_common(wq, condition, TASK_UNINTERRUPTIBLE, None)
+    finally:
+        if not wq._entries and kernel._var_waiters.get(id(var)) is wq:
+            del kernel._var_waiters[id(var)]
+
+
+def wake_up_var(kernel: Kernel, var: object) -> None:
+    """Wake whoever waits in :func:`wait_var_event` on *var*."""
+    wq = kernel._var_waiters.get(id(var))
+    if wq is not None:
+        _wake(wq, TASK_NORMAL, 0)
+
+
+# --- completions ---------------------------------------------------------------------------------
+
+
+class Completion:
+    """
+    ``struct completion``: a counted "it happened" signal.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("__weakref__", "done", "wait")
+
+    def __init__(self) -> None:
+        self.done = 0  # A: UINT_MAX after complete_all()
+        self.wait = WaitQueueHead()  # A
+
+    def __repr__(self) -> str:
+        done = "all" if self.done == UINT_MAX else str(self.done)
+        return f"<Completion done={done} waiters={len(self.wait._entries)}>"
+
+
+def DECLARE_COMPLETION() -> Completion:
+    """
+    Return a new completion, not done.
+
+    .. versionadded:: 0.1
+    """
+    return Completion()
+
+
+def init_completion(c: Completion) -> None:
+    """
+    (Re)initialise *c*: not done, no waiters.
+
+    .. versionadded:: 0.1
+    """
+    c.done = 0
+    c.wait = WaitQueueHead()
+
+
+def reinit_completion(c: Completion) -> None:
+    """
+    Reset *c* to not done (waiters are kept).
+
+    .. versionadded:: 0.1
+    """
+    c.done = 0
+
+
+def complete(c: Completion) -> None:
+    """
+    Signal *c* once: wakes one waiter; counted if nobody waits yet.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    if c.done != UINT_MAX:
+        c.done += 1
+    for entry in c.wait._entries:
+        if try_to_wake_up(entry.task, TASK_NORMAL):
+            break
+
+
+def complete_all(c: Completion) -> None:
+    """
+    Signal *c* for good: wakes every waiter, and every later wait returns at once.
+
+    .. versionadded:: 0.1
+    """
+    c.done = UINT_MAX
+    _wake(c.wait, TASK_NORMAL, 0)
+
+
+def completion_done(c: Completion) -> bool:
+    """
+    True if a wait on *c* would not sleep.
+
+    .. versionadded:: 0.1
+    """
+    return c.done != 0
+
+
+async def _wait_for_common(c: Completion, timeout: int, state: int) -> int:
+    task = _cur()
+    if not c.done:
+        entry = _WaitEntry(task, True)
+        c.wait._entries.append(entry)
+        try:
+            while True:
+                if state & TASK_INTERRUPTIBLE and _deliverable(task):
+                    return -ERESTARTSYS
+                task.state = state
+                timeout = await _schedule_timeout(timeout)
+                if c.done or not timeout:
+                    break
+        finally:
+            task.state = TASK_RUNNING
+            try:
+                c.wait._entries.remove(entry)
+            except ValueError:
+                pass
+        if not c.done:
+            return timeout
+    else:
+        await _checkpoint()
+    if c.done != UINT_MAX:
+        c.done -= 1
+    return timeout or 1
+
+
+@sleeping
+async def wait_for_completion(c: Completion) -> None:
+    """
+    Sleep (uninterruptibly) until *c* is completed, consuming one completion.
+
+    .. versionadded:: 0.1
+    """
+    await _wait_for_common(c, MAX_SCHEDULE_TIMEOUT, TASK_UNINTERRUPTIBLE)
+
+
+@sleeping
+async def wait_for_completion_timeout(c: Completion, timeout: int) -> int:
+    """
+    Wait for *c* at most *timeout* jiffies.
+
+    Returns:
+        0 on timeout, else the jiffies left (at least 1).
+
+    .. versionadded:: 0.1
+    """
+    return await _wait_for_common(c, _check_timeout(timeout), TASK_UNINTERRUPTIBLE)
+
+
+@sleeping
+async def wait_for_completion_interruptible(c: Completion) -> int:
+    """
+    Wait for *c* unless a signal arrives: 0, or ``-ERESTARTSYS``.
+
+    .. versionadded:: 0.1
+    """
+    ret = await _wait_for_common(c, MAX_SCHEDULE_TIMEOUT, TASK_INTERRUPTIBLE)
+    return ret if ret < 0 else 0

@@ -1,0 +1,61 @@
+"""Developer task automation.
+
+``nox`` with no arguments runs the default sessions: lint, typecheck and tests.
+``nox -s bench`` runs the benchmarks; it is not part of the default run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.error_on_missing_interpreters = False
+
+PYTHON_VERSIONS = ["3.10", "3.11", "3.12", "3.13"]
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def _install_project(session: nox.Session, *groups: str) -> None:
+    """Install the project (editable, with the trio extra) plus the given dependency groups."""
+    session.install("-e", ".[trio]", *nox.project.dependency_groups(PYPROJECT, *groups))
+
+
+@nox.session(python=PYTHON_VERSIONS)
+def tests(session: nox.Session) -> None:
+    """Run the test suite on every supported interpreter that is installed."""
+    _install_project(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Type-check the library with mypy in strict mode."""
+    _install_project(session, "typecheck")
+    # mypy checks the code as Python 3.10, so the 3.10-only backport must be importable
+    # even when the session interpreter is newer.
+    session.install("exceptiongroup >= 1.0.2")
+    session.run("mypy", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run every ``benchmarks/bench_*.py`` script in name order."""
+    scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
+    if not scripts:
+        session.log("No benchmarks found (benchmarks/bench_*.py); nothing to run.")
+        return
+    _install_project(session, "bench")
+    for script in scripts:
+        session.run("python", str(script.relative_to(ROOT)), *session.posargs)
