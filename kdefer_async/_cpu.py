@@ -31,6 +31,7 @@ class CPU:
         "_ksoftirqd_event",
         "_tick_deadline",
         "_tick_scope",
+        "curr",
         "def_base",
         "irq_stat",
         "kernel",
@@ -64,6 +65,10 @@ class CPU:
             kernel, f"ksoftirqd/{nr}", kernel._alloc_pid(), nr, kthread=True
         )  # I
         self._ksoftirqd_event: Any = None  # W: set while ksoftirqd sleeps
+        #: A: the task whose atomic code (a softirq pass, an irq handler) this CPU is running
+        #: right now, further down the call stack: an interrupt sent here from another CPU
+        #: nests inside it rather than in the idle task.
+        self.curr: TaskStruct | None = None
         self.std_base: TimerBase = TimerBase(self, deferrable=False)  # W
         self.def_base: TimerBase = TimerBase(self, deferrable=True)  # W
         self._tick_scope: Any = None  # W: the tick task's sleep, while it sleeps

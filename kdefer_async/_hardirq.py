@@ -7,8 +7,9 @@ Kernel invariants modelled (kernel/irq/, kernel/softirq.c ``irq_enter``/``irq_ex
 * On ``irq_exit()``, if the CPU is not otherwise in interrupt or BH-disabled context and
   softirqs are pending, they run right there, before the interrupted code resumes (with forced
   IRQ threading they are handed to ksoftirqd instead).
-* An interrupt raised on a CPU whose local interrupts are disabled is held pending until they
-  are enabled again.
+* An interrupt raised on a CPU whose local interrupts are disabled (an irqsave section, or a
+  hardirq handler running there: handlers run with interrupts off) is held pending until they
+  are enabled again; one raised while a handler runs is delivered after that interrupt's exit.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ._consts import (
     EBUSY,
     EINVAL,
+    HARDIRQ_MASK,
     HARDIRQ_OFFSET,
     IRQ_HANDLED,
     IRQ_MASK,
@@ -28,6 +30,7 @@ from ._consts import (
     NR_IRQS,
 )
 from ._context import TaskStruct, _cur, _current
+from ._exceptions import KernelPanic
 from ._printk import log_text, warn
 from ._softirq import (
     check_atomic_callable,
@@ -144,14 +147,19 @@ def do_irq(kernel: Kernel, irq: int, cpu_nr: int | None) -> None:
         task = cur
         token = None
     else:
-        # the interrupt lands on another CPU: it interrupts that CPU's idle task
-        task = cpu.swapper
+        # the interrupt lands on another CPU: it interrupts what that CPU runs, which is its
+        # idle task unless atomic code of that CPU is further down this call stack
+        task = cpu.curr or cpu.swapper
         token = _current.set(task)
     try:
-        if task.irqs_off:
+        if task.irqs_off or task.preempt_count & HARDIRQ_MASK:
+            # local interrupts are off on that CPU: the line stays pending until they are on
             cpu.pending_irqs.append(irq)
             return
         irq_entry(cpu, task, irq)
+        # interrupts raised on this CPU while its handlers ran with interrupts off
+        while cpu.pending_irqs and not task.irqs_off and not task.preempt_count & HARDIRQ_MASK:
+            irq_entry(cpu, task, cpu.pending_irqs.popleft())
     finally:
         if token is not None:
             _current.reset(token)
@@ -161,16 +169,22 @@ def irq_entry(cpu: CPU, task: TaskStruct, irq: int) -> None:
     """irq_enter(); the line's handlers; irq_exit()."""
     kernel = cpu.kernel
     task.preempt_count += HARDIRQ_OFFSET
+    saved_curr = cpu.curr
+    cpu.curr = task
     try:
         kernel.tick_irq_enter(cpu)
         cpu.irq_stat[irq] = cpu.irq_stat.get(irq, 0) + 1
         actions = kernel.irq_actions.get(irq)
+        if irq in kernel.irqs_disabled_lines:
+            actions = None  # disabled after "nobody cared"
         handled = IRQ_NONE
         if actions:
             for action in list(actions):
                 prev = task.preempt_count
                 try:
                     ret = action.handler(irq, action.dev)
+                except KernelPanic:
+                    raise
                 except Exception as exc:
                     panic_in_interrupt(task, exc, f"irq {irq} handler {action.name}")
                     raise
@@ -186,11 +200,9 @@ def irq_entry(cpu: CPU, task: TaskStruct, irq: int) -> None:
                         f"{prev:08x} -> {task.preempt_count:08x}",
                     )
                     task.preempt_count = prev
-        if handled == IRQ_NONE:
-            kernel.note_unhandled_irq(irq)
-        elif handled & IRQ_HANDLED:
-            kernel.irqs_unhandled.pop(irq, None)
+        kernel.note_interrupt(irq, bool(handled & IRQ_HANDLED))
     finally:
+        cpu.curr = saved_curr
         task.preempt_count -= HARDIRQ_OFFSET
     irq_exit(cpu, task)
 
@@ -205,12 +217,22 @@ def irq_exit(cpu: CPU, task: TaskStruct) -> None:
 
 
 def proc_interrupts(kernel: Kernel) -> str:
-    """Render /proc/interrupts: a CPU header, then per line its per-CPU counts and name."""
+    """
+    Render /proc/interrupts as kernel/irq/proc.c ``show_interrupts`` lays it out.
+
+    A header of ``prec + 8`` spaces and ``CPU%-8d`` per CPU, then one row per line that has a
+    handler: ``%*d:``, `` %10u`` per CPU, the chip (``%8s``), the hardware irq number, the flow
+    name and the handler names. Lines without a handler are not listed (their interrupts are
+    spurious). ``prec`` is 3, the first column width for fewer than 1000 lines, so that the
+    rows align with the arch part (``LOC:``) the kernel appends.
+    """
+    prec = 3
     cpus = kernel.cpus
-    lines = ["           " + "".join("CPU%-8d" % c.nr for c in cpus).rstrip()]
-    irqs = sorted(set(kernel.irq_actions) | {i for c in cpus for i in c.irq_stat})
-    for irq in irqs:
+    lines = [" " * (prec + 8) + "".join("CPU%-8d" % c.nr for c in cpus)]
+    for irq in sorted(kernel.irq_actions):
         counts = "".join(" %10u" % c.irq_stat.get(irq, 0) for c in cpus)
-        name = kernel.irq_names.get(irq, "")
-        lines.append("%3d:%s  kdefer-irq  %s" % (irq, counts, name))
+        names = kernel.irq_names.get(irq, "")
+        lines.append(
+            "%*d:%s %8s %*d-%-8s  %s" % (prec, irq, counts, "kdefer", prec, irq, "edge", names)
+        )
     return "\n".join(lines) + "\n"

@@ -30,6 +30,7 @@ from ._consts import (
     EEXIST,
     EFAULT,
     ENOENT,
+    HARDIRQ_MASK,
     HI_SOFTIRQ,
     MAX_SOFTIRQ_TIME_MS,
     NR_SOFTIRQS,
@@ -42,7 +43,16 @@ from ._cpu import CPU
 from ._exceptions import KernelPanic, ModuleLoadError, NoKernelError
 from ._hardirq import IrqAction, do_irq, irq_entry, proc_interrupts
 from ._module import ModuleDef, load_definition
-from ._printk import UTS_RELEASE, Oops, format_record, log_text, record_oops, report_lines
+from ._printk import (
+    UTS_RELEASE,
+    Oops,
+    format_record,
+    log_text,
+    record_oops,
+    report_lines,
+    symbol_name,
+    taint_string,
+)
 from ._softirq import handle_softirqs, ksoftirqd, proc_softirqs
 from ._tasklet import tasklet_action, tasklet_hi_action
 from ._time import hz_msecs_to_jiffies, initial_jiffies
@@ -150,6 +160,8 @@ class Kernel:
         self._might_sleep_prev = 0  # A
         self._next_pid = 1  # A
         self._clock: Callable[[], float] = anyio.current_time  # I after boot
+        #: The 64-bit jiffies counter now (a closure set at boot: it is on every hot path).
+        self.get_jiffies: Callable[[], int] = self._jiffies_slow
         self._epoch = 0.0  # I after boot
         self._booted = False  # A
         self._halted = False  # A
@@ -163,7 +175,10 @@ class Kernel:
         self.softirq_vec: list[Callable[[], object] | None] = [None] * NR_SOFTIRQS  # A
         self.irq_actions: dict[int, list[IrqAction]] = {}  # A
         self.irq_names: dict[int, str] = {}  # A
-        self.irqs_unhandled: dict[int, int] = {}  # A
+        self.irqs_unhandled: dict[int, int] = {}  # A: desc->irqs_unhandled
+        self.irqs_last_unhandled: dict[int, int] = {}  # A: jiffies of the last unhandled one
+        self.irq_count: dict[int, int] = {}  # A: desc->irq_count (wraps at 100,000)
+        self.irqs_disabled_lines: set[int] = set()  # A: lines disabled by "nobody cared"
         self.loc_interrupts = [0] * nr_cpus  # A
         #: Hook for BH workqueues: ``bh_pools(cpu, highpri)`` runs before the tasklets.
         self.bh_pools: Callable[[CPU, bool], None] | None = None  # I
@@ -172,8 +187,7 @@ class Kernel:
 
     # -- clock --------------------------------------------------------------------------------
 
-    def get_jiffies(self) -> int:
-        """The 64-bit jiffies counter now."""
+    def _jiffies_slow(self) -> int:
         return self.initial_jiffies + int((self._clock() - self._epoch) * self.hz + 1e-6)
 
     @property
@@ -205,6 +219,7 @@ class Kernel:
             raise RuntimeError("a Kernel is already running in this context; kernels do not nest")
         self._clock = _loop_clock()
         self._epoch = self._clock()
+        self.get_jiffies = _jiffies_reader(self._clock, self._epoch, self.hz, self.initial_jiffies)
         self._booted = True
         self.softirq_vec[HI_SOFTIRQ] = tasklet_hi_action
         self.softirq_vec[TIMER_SOFTIRQ] = run_timer_softirq
@@ -250,7 +265,18 @@ class Kernel:
     def _spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str) -> None:
         if self._root is None or self._halted:
             raise NoKernelError("the kernel is not running")
-        self._root.start_soon(fn, *args, name=name)
+        self._root.start_soon(self._absorb_panic, fn, args, name=name)
+
+    async def _absorb_panic(
+        self, fn: Callable[..., Coroutine[Any, Any, Any]], args: tuple[Any, ...]
+    ) -> None:
+        """Run a spawned task; the kernel's own panic ends it quietly (``async with`` raises it
+        once, unwrapped), so it never reaches the task group as an ``ExceptionGroup``."""
+        try:
+            await fn(*args)
+        except KernelPanic as exc:
+            if exc is not self._panic:
+                raise
 
     async def __aexit__(
         self,
@@ -281,16 +307,23 @@ class Kernel:
             raise self._panic
 
     async def _shutdown(self) -> None:
-        """Quiesce: run pending softirqs on every CPU, then name what is left behind."""
+        """
+        Quiesce, then name what is left behind: run pending softirqs and tasklets, cancel
+        armed delayed work (named), run every queued work item to completion, stop the
+        rescuers; then name scheduled-but-disabled tasklets, armed timers, running kthreads.
+        """
+        from ._flush import workqueue_shutdown
+
         for _ in range(64):
-            busy = False
-            for cpu in self.cpus:
-                if cpu.pending:
-                    busy = True
-                    self._run_on(cpu, functools.partial(handle_softirqs, cpu, cpu.swapper))
+            busy = self._run_pending_softirqs()
+            if getattr(self, "_wq_state", None) is not None:
+                await workqueue_shutdown(self)
+                busy = self._run_pending_softirqs() or busy
             if not busy:
                 break
             await anyio.lowlevel.checkpoint()
+        for _ in range(3):
+            await anyio.lowlevel.checkpoint()  # let stopped kthreads (rescuers) exit
         for cpu in self.cpus:
             for lst in (cpu.tasklet_hi_vec, cpu.tasklet_vec):
                 for t in lst:
@@ -303,7 +336,9 @@ class Kernel:
             for base in (cpu.std_base, cpu.def_base):
                 for bucket in base.buckets.values():
                     for timer in bucket:
-                        if timer is self._hung_timer or type(timer).__name__ == "_SleepTimer":
+                        if getattr(timer, "_kdefer_internal", False):
+                            continue
+                        if type(timer).__name__ == "_SleepTimer":
                             continue
                         log_text(
                             self,
@@ -318,6 +353,14 @@ class Kernel:
                     4,
                     f"kdefer: shutdown: kthread {task.comm}/{task.pid} still running; stopped",
                 )
+
+    def _run_pending_softirqs(self) -> bool:
+        busy = False
+        for cpu in self.cpus:
+            if cpu.pending:
+                busy = True
+                self._run_on(cpu, functools.partial(handle_softirqs, cpu, cpu.swapper))
+        return busy
 
     def _run_on(self, cpu: CPU, fn: Callable[[], None]) -> None:
         token = _current.set(cpu.swapper)
@@ -387,15 +430,39 @@ class Kernel:
         if timers_due(cpu, self.get_jiffies()):
             cpu.pending |= 1 << TIMER_SOFTIRQ
 
-    def note_unhandled_irq(self, irq: int) -> None:
-        n = self.irqs_unhandled.get(irq, 0) + 1
-        self.irqs_unhandled[irq] = n
-        if n == 1 and irq not in self.irq_actions:
-            log_text(self, 4, f"irq {irq}: no handler registered (spurious interrupt)")
-        elif n == 100_000 - 100:
+    def note_interrupt(self, irq: int, handled: bool) -> None:
+        """
+        ``note_interrupt``: count unhandled interrupts per line (the count restarts after
+        HZ/10 quiet jiffies); at every 100,000th interrupt of a line, more than 99,900
+        unhandled is "nobody cared" and the line is disabled.
+        """
+        if not handled:
+            now = self.get_jiffies()
+            last = self.irqs_last_unhandled.get(irq)
+            if last is None or now - last > self.hz // 10:
+                self.irqs_unhandled[irq] = 1
+            else:
+                self.irqs_unhandled[irq] = self.irqs_unhandled.get(irq, 0) + 1
+            self.irqs_last_unhandled[irq] = now
+            if irq not in self.irq_actions and self.irqs_unhandled[irq] == 1 and last is None:
+                log_text(self, 4, f"irq {irq}: no handler registered (spurious interrupt)")
+        count = self.irq_count.get(irq, 0) + 1
+        if count < 100_000:
+            self.irq_count[irq] = count
+            return
+        self.irq_count[irq] = 0
+        if self.irqs_unhandled.get(irq, 0) > 99_900:
             log_text(self, 0, f'irq {irq}: nobody cared (try booting with the "irqpoll" option)')
+            log_text(self, 0, "handlers:")
+            for action in self.irq_actions.get(irq, []):
+                log_text(self, 0, f"[<00000000>] {symbol_name(action.handler)}")
+            log_text(self, 0, f"Disabling IRQ #{irq}")
+            self.irqs_disabled_lines.add(irq)
+        self.irqs_unhandled[irq] = 0
 
     def _deliver_pending_irqs(self, task: TaskStruct) -> None:
+        if task.preempt_count & HARDIRQ_MASK:
+            return  # still inside a handler: the outer interrupt delivers them on its exit
         cpu = self.cpus[task.cpu]
         while cpu.pending_irqs and not task.irqs_off:
             irq_entry(cpu, task, cpu.pending_irqs.popleft())
@@ -419,7 +486,7 @@ class Kernel:
         when = min(pending)
         timer = self._hung_timer
         if timer is None:
-            timer = self._hung_timer = TimerList(self._khungtaskd, 0)
+            timer = self._hung_timer = _KernelTimer(self._khungtaskd, 0)
         elif timer._bucket is not None:
             if timer.expires <= when:
                 return
@@ -441,7 +508,7 @@ class Kernel:
                     [
                         f"INFO: task {task.comm}:{task.pid} blocked for more than "
                         f"{self.hung_task_timeout_secs} seconds.",
-                        f"      {'Not tainted' if not self._taint else 'Tainted'} {UTS_RELEASE} #1",
+                        f"      {taint_string(self, verbose=False)} {UTS_RELEASE} #1",
                         '"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.',
                         f"task:{task.comm:<15} state:D stack:0     pid:{task.pid:<5} "
                         f"tgid:{task.pid:<5} ppid:2      flags:0x00004000",
@@ -453,17 +520,30 @@ class Kernel:
 
     # -- modules ------------------------------------------------------------------------------
 
-    async def _call_in_task(self, comm: str, fn: Callable[[], Any]) -> Any:
+    async def _call_in_task(
+        self, comm: str, fn: Callable[[], Any], oops_where: str | None = None
+    ) -> Any:
+        """Run *fn* in a new process-context task *comm*; with *oops_where*, an exception
+        is an oops of that task (recorded, then re-raised)."""
         me = _current.get()
         cpu = me.cpu if me is not None and me.kernel is self else 0
         task = TaskStruct(self, comm, self._alloc_pid(), cpu, kthread=False)
         token = _current.set(task)
+        self._tasks[task.pid] = task
         try:
             result = fn()
             if inspect.isawaitable(result):
                 result = await result
             return result
+        except KernelPanic:
+            raise
+        except Exception as exc:
+            if oops_where is not None:
+                record_oops(task, exc, oops_where)
+            raise
         finally:
+            task._exited = True
+            self._tasks.pop(task.pid, None)
             _current.reset(token)
 
     async def insmod(self, path: str | os.PathLike[str]) -> int:
@@ -482,6 +562,11 @@ class Kernel:
         """
         self._check_alive()
         shown = os.fspath(path)
+        stem = self._loaded_stem(shown)
+        if stem is not None:
+            # refuse before executing the file again: its top level must not run twice
+            self._insmod_error(shown, EEXIST)
+            raise ModuleLoadError(EEXIST, f"{shown}: module {stem} is already loaded")
         try:
             mdef = load_definition(path)
         except FileNotFoundError as exc:
@@ -506,12 +591,10 @@ class Kernel:
         ret: Any = 0
         if mdef.init is not None:
             try:
-                ret = await self._call_in_task("insmod", mdef.init)
+                ret = await self._call_in_task("insmod", mdef.init, f"module init {mdef.name}")
             except KernelPanic:
                 raise
             except Exception as exc:
-                task = TaskStruct(self, "insmod", self._alloc_pid(), 0, kthread=False)
-                record_oops(task, exc, f"module init {mdef.name}")
                 self._after_oops(exc)
                 raise ModuleLoadError(EFAULT, f"{shown}: init raised {exc!r}") from exc
         if isinstance(ret, int) and ret < 0:
@@ -519,6 +602,13 @@ class Kernel:
             raise ModuleLoadError(-ret, f"{shown}: init returned {ret}")
         self._modules[mdef.name] = mdef
         return 0
+
+    def _loaded_stem(self, shown: str) -> str | None:
+        """The module name of file *shown* if it exists and a module of that name is loaded."""
+        stem, ext = os.path.splitext(os.path.basename(shown))
+        if ext == ".py" and stem in self._modules and os.path.isfile(shown):
+            return stem
+        return None
 
     def _insmod_error(self, shown: str, errno: int) -> None:
         try:
@@ -565,6 +655,67 @@ class Kernel:
 
     # -- /proc and the log --------------------------------------------------------------------
 
+    # -- workqueues -------------------------------------------------------------------------
+
+    def wq_stats(self) -> dict[str, dict[str, Any]]:
+        """
+        The counters ``tools/workqueue/wq_monitor.py`` shows, per workqueue name: ``total``,
+        ``infl``, ``CPUtime`` (seconds), ``CPUitsv``, ``CMW/RPR``, ``mayday``, ``rescued``
+        (``None`` where the tool prints ``-``).
+
+        .. versionadded:: 0.1
+        """
+        from ._flush import wq_stats
+
+        return wq_stats(self)
+
+    def wq_stats_text(self) -> str:
+        """
+        :meth:`wq_stats` laid out as wq_monitor.py's table.
+
+        .. versionadded:: 0.1
+        """
+        from ._flush import format_wq_stats
+
+        return format_wq_stats(self)
+
+    async def freeze(self) -> None:
+        """
+        The freezer (suspend): ``WQ_FREEZABLE`` workqueues stop starting new items; returns
+        once their active items have finished. New items wait until :meth:`thaw`.
+
+        .. versionadded:: 0.1
+        """
+        from ._flush import freezable_busy, freeze_workqueues
+        from ._wait import wait_var_event
+
+        self._check_alive()
+        log_text(self, 6, "Freezing remaining freezable tasks")
+        freeze_workqueues(self)
+        start = self.uptime()
+        while freezable_busy(self):
+            await wait_var_event(self, lambda: not freezable_busy(self))
+        await anyio.lowlevel.checkpoint()
+        log_text(
+            self,
+            6,
+            "Freezing remaining freezable tasks completed "
+            f"(elapsed {self.uptime() - start:.3f} seconds)",
+        )
+
+    async def thaw(self) -> None:
+        """
+        Thaw: freezable workqueues start their waiting items again.
+
+        .. versionadded:: 0.1
+        """
+        from ._flush import thaw_workqueues
+
+        self._check_alive()
+        thaw_workqueues(self)
+        log_text(self, 6, "Restarting tasks ... done.")
+        await anyio.lowlevel.checkpoint()
+
     def dmesg(self) -> list[str]:
         """
         The kernel log, one ``[    1.234567] text`` line per record (readable after exit).
@@ -600,6 +751,24 @@ class Kernel:
             else ("running" if self._booted else "not booted")
         )
         return f"<Kernel {state} nr_cpus={self.nr_cpus} hz={self.hz}>"
+
+
+def _jiffies_reader(
+    clock: Callable[[], float], epoch: float, hz: int, initial: int
+) -> Callable[[], int]:
+    """A closure reading jiffies with no attribute lookups (it is on every hot path)."""
+
+    def get_jiffies() -> int:
+        return initial + int((clock() - epoch) * hz + 1e-6)
+
+    return get_jiffies
+
+
+class _KernelTimer(TimerList):
+    """A timer the kernel itself uses (khungtaskd): never named at shutdown."""
+
+    __slots__ = ()
+    _kdefer_internal = True
 
 
 def run(

@@ -173,7 +173,9 @@ def _lockdep_usage(task: TaskStruct, lock: SpinLock) -> None:
         new |= _HARDIRQ_ON
     if pc & SOFTIRQ_OFFSET:
         new |= _IN_SOFTIRQ
-    elif not pc & SOFTIRQ_MASK and not pc & HARDIRQ_MASK:
+    elif not pc & SOFTIRQ_MASK and not pc & HARDIRQ_MASK and not task.irqs_off:
+        # lockdep marks ENABLED_SOFTIRQ only with hardirqs on too (mark_usage): with local
+        # interrupts off no softirq can run here, so spin_lock_irqsave is softirq-safe
         new |= _SOFTIRQ_ON
     fresh = new & ~lock._usage
     if not fresh:

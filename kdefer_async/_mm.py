@@ -86,7 +86,9 @@ def kfree(obj: object) -> None:
         warn_once(("kfree", id(obj)), "kfree: %s was not allocated by kmalloc\n", repr(obj)[:60])
 
 
-_containers: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+#: ptr -> weak reference to its container: neither is kept alive by the cache (the container
+#: holds ptr, so a strong value would make both immortal).
+_containers: weakref.WeakKeyDictionary[Any, weakref.ref[Any]] = weakref.WeakKeyDictionary()
 
 
 def container_of(ptr: object, kind: type[T], member: str) -> T:
@@ -102,9 +104,10 @@ def container_of(ptr: object, kind: type[T], member: str) -> T:
     if not isinstance(member, str):
         raise TypeError("member must be the attribute name, a str")
     try:
-        hit = _containers.get(ptr)
+        ref = _containers.get(ptr)
     except TypeError:
-        hit = None
+        ref = None
+    hit = ref() if ref is not None else None
     if hit is not None and isinstance(hit, kind) and getattr(hit, member, None) is ptr:
         return hit
     task = _cur()
@@ -126,6 +129,6 @@ def container_of(ptr: object, kind: type[T], member: str) -> T:
 
 def _remember(ptr: object, obj: object) -> None:
     try:
-        _containers[ptr] = obj
+        _containers[ptr] = weakref.ref(obj)
     except TypeError:
         pass

@@ -56,7 +56,28 @@ __all__ = [
 UTS_RELEASE = "6.12.0-kdefer"
 _PKG_DIR = str(Path(__file__).resolve().parent)
 _LOGURU_LEVELS = ("CRITICAL", "CRITICAL", "CRITICAL", "ERROR", "WARNING", "INFO", "INFO", "DEBUG")
-_TAINT_NAMES = {"W": "WARN", "D": "DIE", "O": "OOT_MODULE", "G": "PROPRIETARY_MODULE"}
+#: taint_flags[] of kernel/panic.c, in bit order: (letter when set, name).
+_TAINT_FLAGS = (
+    ("P", "PROPRIETARY_MODULE"),
+    ("F", "FORCED_MODULE"),
+    ("S", "CPU_OUT_OF_SPEC"),
+    ("R", "FORCED_RMMOD"),
+    ("M", "MACHINE_CHECK"),
+    ("B", "BAD_PAGE"),
+    ("U", "USER"),
+    ("D", "DIE"),
+    ("A", "OVERRIDDEN_ACPI_TABLE"),
+    ("W", "WARN"),
+    ("C", "CRAP"),
+    ("I", "FIRMWARE_WORKAROUND"),
+    ("O", "OOT_MODULE"),
+    ("E", "UNSIGNED_MODULE"),
+    ("L", "SOFTLOCKUP"),
+    ("K", "LIVEPATCH"),
+    ("X", "AUX"),
+    ("T", "RANDSTRUCT"),
+    ("N", "TEST"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +111,10 @@ def symbol_name(obj: object, *, offset: bool = False) -> str:
     """Return the ``%ps`` (or ``%pS`` with *offset*) rendering of a function: its name."""
     fn = getattr(obj, "__func__", obj)
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
-    if name is None:
+    if not isinstance(name, str):
         return "0x%016x" % (id(obj) & ULONG_MASK)
+    # a nested function's symbol is its own name, not its enclosing function's locals
+    name = name.rpartition("<locals>.")[2]
     if offset:
         code = getattr(fn, "__code__", None)
         size = len(code.co_code) if code is not None else 0
@@ -211,8 +234,6 @@ def format_record(ts: float, line: str) -> str:
 
 def vprintk(kernel: Kernel, fmt: str, args: Sequence[object]) -> int:
     level, body, _cont = _split_level(fmt)
-    if level == 7 and not kernel.dyndbg:
-        return 0
     text = format_c(body, args)
     log_text(kernel, level, text)
     return len(text)
@@ -255,7 +276,25 @@ pr_err = _level_printer(KERN_SOH + "3", "pr_err")
 pr_warn = _level_printer(KERN_SOH + "4", "pr_warn")
 pr_notice = _level_printer(KERN_SOH + "5", "pr_notice")
 pr_info = _level_printer(KERN_SOH + "6", "pr_info")
-pr_debug = _level_printer(KERN_SOH + "7", "pr_debug")
+
+
+def pr_debug(fmt: str, *args: object) -> int:
+    """
+    ``pr_debug(fmt, ...)``: :func:`printk` at ``KERN_DEBUG``, only when debugging is on.
+
+    Like the kernel's without ``DEBUG`` or dynamic debug, it prints nothing (and returns 0)
+    unless the kernel was booted with ``Kernel(dyndbg=True)``. ``printk(KERN_DEBUG + ...)``
+    itself is always recorded.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    kernel = _cur().kernel
+    if not kernel.dyndbg:
+        return 0
+    return vprintk(kernel, KERN_SOH + "7" + fmt, args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,10 +336,24 @@ def _frame_lines(frames: Sequence[traceback.FrameSummary]) -> list[str]:
     return [f" {fs.name}+0x0/0x0 ({_short(fs.filename)}:{fs.lineno})" for fs in reversed(frames)]
 
 
-def taint_string(kernel: Kernel) -> str:
-    if not kernel._taint:
+def taint_string(kernel: Kernel, *, verbose: bool = True) -> str:
+    """``print_tainted()``: ``Not tainted``, or the set flags in the kernel's bit order.
+
+    Verbose (the CPU line since 6.10): ``Tainted: [P]=PROPRIETARY_MODULE, [W]=WARN``; short
+    (hung-task reports): one column per flag, ``G`` for a GPL-only kernel, ``Tainted: G  W``.
+    """
+    taint = kernel._taint
+    if not taint:
         return "Not tainted"
-    return "Tainted: " + ", ".join(f"[{c}]={_TAINT_NAMES.get(c, c)}" for c in sorted(kernel._taint))
+    if verbose:
+        return "Tainted: " + ", ".join(f"[{c}]={name}" for c, name in _TAINT_FLAGS if c in taint)
+    cols = [c if c in taint else ("G" if c == "P" else " ") for c, _name in _TAINT_FLAGS]
+    return "Tainted: " + "".join(cols)
+
+
+def modules_linked_in(kernel: Kernel) -> str:
+    """``print_modules()``: ``Modules linked in:`` and each loaded module after a space."""
+    return "Modules linked in:" + "".join(" " + name for name in kernel._module_names())
 
 
 def cpu_line(task: TaskStruct) -> str:
@@ -363,7 +416,7 @@ def warn(fmt: str | None = None, *args: object, task: TaskStruct | None = None) 
     if fmt:
         out.append(format_c(fmt, args).rstrip("\n"))
     out.append(f"WARNING: CPU: {task.cpu} PID: {task.pid} at {file}:{line} {func}+0x0/0x0")
-    out.append("Modules linked in: " + " ".join(k._module_names()))
+    out.append(modules_linked_in(k))
     out.extend(_stack_lines(task, _user_frames()))
     out.append("---[ end trace 0000000000000000 ]---")
     log_text(k, 4, "\n".join(out))
@@ -441,6 +494,9 @@ def exception_lines(exc: BaseException) -> list[str]:
 def record_oops(task: TaskStruct, exc: BaseException, where: str) -> Oops:
     """Log an oops for *exc* caught in *task* while running *where*, and remember it."""
     k = task.kernel
+    if exc is k._panic and k.oopses:
+        # The kernel's own panic unwinding through an outer handler is not a new oops.
+        return k.oopses[-1]
     k._taint.add("D")
     number = len(k.oopses) + 1
     tb = traceback.extract_tb(exc.__traceback__)

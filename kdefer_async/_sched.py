@@ -150,6 +150,9 @@ def allow_signal(sig: int) -> None:
     """
     Let the running kernel thread receive *sig* (kthreads ignore signals by default).
 
+    Raises:
+        ValueError: *sig* is not a signal number (1 to 64).
+
     .. versionadded:: 0.1
     """
     if isinstance(sig, bool) or not isinstance(sig, int) or not 1 <= sig <= 64:
@@ -159,10 +162,15 @@ def allow_signal(sig: int) -> None:
 
 def disallow_signal(sig: int) -> None:
     """
-    Ignore *sig* again in the running kernel thread.
+    Ignore *sig* again in the running kernel thread (a pending *sig* is discarded).
+
+    Raises:
+        ValueError: *sig* is not a signal number (1 to 64).
 
     .. versionadded:: 0.1
     """
+    if isinstance(sig, bool) or not isinstance(sig, int) or not 1 <= sig <= 64:
+        raise ValueError(f"invalid signal number {sig!r}")
     task = _cur()
     task.allowed_signals &= ~(1 << sig)
     task.sigpending &= ~(1 << sig)
@@ -399,8 +407,13 @@ async def usleep_range(lo: int, hi: int) -> None:
     task.state = TASK_UNINTERRUPTIBLE
     deadline = anyio.current_time() + lo / 1_000_000
     try:
-        with anyio.CancelScope(deadline=deadline):
-            await anyio.sleep_forever()
+        # loop like usleep_range_state(): a wake-up (wake_up_process, a timer firing a hair
+        # early on a coarse loop clock) never ends the sleep before *lo*
+        while True:
+            with anyio.CancelScope(deadline=deadline):
+                await anyio.sleep_forever()
+            if anyio.current_time() >= deadline - 1e-9:
+                break
     finally:
         task.state = TASK_RUNNING
 

@@ -39,6 +39,7 @@ from ._consts import (
     TASKLET_SOFTIRQ,
 )
 from ._context import TaskStruct, _cur, _current
+from ._exceptions import KernelPanic
 from ._printk import log_text, report_lines, symbol_name, warn_once
 
 if TYPE_CHECKING:
@@ -205,6 +206,8 @@ def handle_softirqs(cpu: CPU, task: TaskStruct) -> None:
     end = kernel.get_jiffies() + kernel.max_softirq_time
     restart = MAX_SOFTIRQ_RESTART
     task.preempt_count += SOFTIRQ_OFFSET
+    saved_curr = cpu.curr
+    cpu.curr = task
     try:
         pending = cpu.pending
         while True:
@@ -229,7 +232,7 @@ def handle_softirqs(cpu: CPU, task: TaskStruct) -> None:
                 try:
                     result = action()
                 except BaseException as exc:
-                    if isinstance(exc, Exception):
+                    if isinstance(exc, Exception) and not isinstance(exc, KernelPanic):
                         panic_in_interrupt(task, exc, f"softirq {SOFTIRQ_NAMES[nr]}")
                     raise
                 if result is not None:
@@ -251,6 +254,7 @@ def handle_softirqs(cpu: CPU, task: TaskStruct) -> None:
             wakeup_softirqd(cpu)
             break
     finally:
+        cpu.curr = saved_curr
         task.preempt_count -= SOFTIRQ_OFFSET
 
 
@@ -327,7 +331,15 @@ async def ksoftirqd(cpu: CPU) -> None:
         before = cpu.progress
         handle_softirqs(cpu, task)
         if cpu.pending and cpu.progress == before:
-            await anyio.sleep_until(kernel.jiffies_to_time(kernel.get_jiffies() + 1))
+            # only re-polls (disabled or busy tasklets): spin until the next jiffy, unless
+            # woken earlier (tasklet_enable, a new raise)
+            ev = anyio.Event()
+            cpu._ksoftirqd_event = ev
+            with anyio.move_on_after(
+                kernel.jiffies_to_time(kernel.get_jiffies() + 1) - kernel._clock()
+            ):
+                await ev.wait()
+            cpu._ksoftirqd_event = None
         else:
             await anyio.lowlevel.checkpoint()
 

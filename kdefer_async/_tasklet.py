@@ -27,17 +27,17 @@ Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, cast
 
 from ._consts import (
     HI_SOFTIRQ,
     IRQ_MASK,
     TASKLET_SOFTIRQ,
 )
-from ._context import TaskStruct, _cur
+from ._context import TaskStruct, _cur, _current
 from ._printk import log_text, symbol_name, warn_once
-from ._sleeping import sleeping
+from ._sleeping import _SleepingFunction, sleeping
 from ._softirq import check_atomic_callable, panic_in_interrupt, run_atomic_result, wakeup_softirqd
 from ._wait import wait_var_event, wake_up_var
 
@@ -96,7 +96,7 @@ class Tasklet:
         disabled: bool = False,
     ) -> None:
         self.state = 0  # A: SCHED and RUN bits
-        self.count = 1 if disabled else 0  # A: disable depth
+        self.count = 0  # A: disable depth
         self.func: Callable[[Any], object] | None = None  # A
         self.data: Any = None  # A
         self.use_callback = False  # A
@@ -105,6 +105,9 @@ class Tasklet:
                 tasklet_setup(self, func)
             else:
                 tasklet_init(self, func, data)
+        if disabled:
+            # after the init functions, which (as in the kernel) set the count to 0
+            self.count = 1
 
     @property
     def callback(self) -> Callable[[Any], object] | None:
@@ -397,7 +400,24 @@ def tasklet_disable_in_atomic(t: Tasklet) -> None:
         raise
 
 
-@sleeping
+class _KillFunction(_SleepingFunction):
+    # tasklet_kill() prints its notice before it can sleep, so it comes at call time, before
+    # the might_sleep() report: from a handler, the coroutine is never awaited.
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        task = _current.get()
+        if task is not None and task.preempt_count & IRQ_MASK:
+            log_text(task.kernel, 5, "Attempt to kill tasklet from interrupt")
+        return super().__call__(*args, **kwargs)
+
+
+def _kill_notice(
+    fn: Callable[[Tasklet], Coroutine[Any, Any, None]],
+) -> Callable[[Tasklet], Coroutine[Any, Any, None]]:
+    return cast("Callable[[Tasklet], Coroutine[Any, Any, None]]", _KillFunction(fn))
+
+
+@_kill_notice
 async def tasklet_kill(t: Tasklet) -> None:
     """
     Wait until *t* is neither scheduled nor running, absorbing schedules meanwhile.
@@ -407,14 +427,14 @@ async def tasklet_kill(t: Tasklet) -> None:
     later :func:`tasklet_schedule` works normally.
 
     Context:
-        Process context; may sleep. From interrupt context the kernel logs
-        ``Attempt to kill tasklet from interrupt`` and goes on. Always a checkpoint.
+        Process context; may sleep. From interrupt context (including a BH-disabled section)
+        the kernel logs ``Attempt to kill tasklet from interrupt`` and goes on: here the notice
+        is logged when it is called, followed by the ``might_sleep()`` report. Always a
+        checkpoint.
 
     .. versionadded:: 0.1
     """
     task = _cur()
-    if task.preempt_count & IRQ_MASK:
-        log_text(task.kernel, 5, "Attempt to kill tasklet from interrupt")
     # take the SCHED bit: wait for a scheduled run to happen, then hold it
     while t.state & _SCHED:
         await wait_var_event(t, lambda: not t.state & _SCHED)

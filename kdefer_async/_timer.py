@@ -8,7 +8,8 @@ Kernel invariants modelled (kernel/time/timer.c, since 4.8):
 * Callbacks run from ``TIMER_SOFTIRQ`` on the CPU whose base holds the timer, in softirq context,
   one at a time. The timer is off the wheel before its callback runs (``timer_pending()`` is
   false inside it); re-arming it for "now" from the callback fires on the next tick, never in the
-  same pass.
+  same pass. A ``TIMER_IRQSAFE`` callback runs with local interrupts off, which is what makes
+  ``timer_delete_sync()`` on it legal from hardirq context.
 * Deferrable timers live on a second base whose expiry never wakes an idle CPU: they run the
   next time the CPU is awake for something else (a non-deferrable timer, an interrupt).
 * Tickless: each CPU's tick sleeps until its earliest non-deferrable bucket is due, and not at
@@ -179,8 +180,12 @@ class TimerBase:
 
 
 def _enqueue(base: TimerBase, t: TimerList, expires: int, now: int) -> None:
-    base.forward(now)
-    bexp = base.wheel.bucket_expiry(expires, base.clk)
+    clk = base.clk
+    if now > clk:  # forward_timer_base(), inline: this is the hot path of mod_timer
+        nxt = base.next_expiry
+        clk = base.clk = now if nxt > now else nxt
+    delta = expires - clk
+    bexp = expires + 1 if 0 <= delta < 63 else base.wheel.bucket_expiry(expires, clk)
     buckets = base.buckets
     bucket = buckets.get(bexp)
     if bucket is None:
@@ -195,7 +200,8 @@ def _enqueue(base: TimerBase, t: TimerList, expires: int, now: int) -> None:
         if not base.deferrable:
             scope = base.cpu._tick_scope
             if scope is not None:
-                when = base.cpu.kernel.jiffies_to_time(bexp)
+                # the tick of jiffy ``now`` has happened: the earliest tick left is now + 1
+                when = base.cpu.kernel.jiffies_to_time(max(bexp, now + 1))
                 if when < scope.deadline:
                     scope.deadline = when
 
@@ -279,7 +285,8 @@ def timer_setup(timer: TimerList, callback: Callable[[Any], object], flags: int)
     if not isinstance(flags, int):
         raise TypeError(f"flags must be an int, not {type(flags).__name__}")
     if flags & ~TIMER_INIT_FLAGS:
-        warn("timer_setup: invalid flags %#x\n", flags)
+        # WARN_ON_ONCE() in do_init_timer(): once per boot, whichever timer it was
+        warn_once("timer_setup: flags", "timer_setup: invalid flags %#x\n", flags)
         flags &= TIMER_INIT_FLAGS
     if timer._bucket is not None:
         _detach(timer)
@@ -312,7 +319,26 @@ def mod_timer(timer: TimerList, expires: int) -> int:
 
     .. versionadded:: 0.1
     """
-    return _mod_timer(_check_timer(timer), _check_expires(expires), pending_only=False)
+    # The fast path (an inactive, set-up timer and an int expiry) is written out inline;
+    # everything else, errors included, goes through _mod_timer.
+    task = _current.get()
+    if (
+        task is None
+        or type(expires) is not int
+        or not isinstance(timer, TimerList)
+        or timer._bucket is not None
+        or timer._dead
+        or timer.function is None
+    ):
+        return _mod_timer(_check_timer(timer), _check_expires(expires), pending_only=False)
+    kernel = task.kernel
+    cpu = kernel.cpus[task.cpu]
+    base = cpu.def_base if timer.flags & TIMER_DEFERRABLE else cpu.std_base
+    old = timer._base
+    if old is not None and old.running_timer is timer:
+        base = old  # never migrate a timer whose callback is running
+    _enqueue(base, timer, expires, kernel.get_jiffies())
+    return 0
 
 
 def mod_timer_pending(timer: TimerList, expires: int) -> int:
@@ -344,7 +370,7 @@ def add_timer(timer: TimerList) -> None:
     """
     _check_timer(timer)
     if timer._bucket is not None:
-        warn_once(("add_timer", id(timer)))
+        warn_once("add_timer")  # WARN_ON_ONCE: once per boot for this call site
         return
     _mod_timer(timer, _check_expires(timer.expires), pending_only=False)
 
@@ -355,8 +381,11 @@ def add_timer_local(timer: TimerList) -> None:
 
     .. versionadded:: 0.1
     """
-    _check_timer(timer).flags |= TIMER_PINNED
-    add_timer(timer)
+    if _check_timer(timer)._bucket is not None:
+        warn_once("add_timer_local")  # before touching the flags of a pending timer
+        return
+    timer.flags |= TIMER_PINNED
+    _mod_timer(timer, _check_expires(timer.expires), pending_only=False)
 
 
 def add_timer_global(timer: TimerList) -> None:
@@ -365,8 +394,11 @@ def add_timer_global(timer: TimerList) -> None:
 
     .. versionadded:: 0.1
     """
-    _check_timer(timer).flags &= ~TIMER_PINNED
-    add_timer(timer)
+    if _check_timer(timer)._bucket is not None:
+        warn_once("add_timer_global")  # before touching the flags of a pending timer
+        return
+    timer.flags &= ~TIMER_PINNED
+    _mod_timer(timer, _check_expires(timer.expires), pending_only=False)
 
 
 def add_timer_on(timer: TimerList, cpu: int) -> None:
@@ -383,16 +415,17 @@ def add_timer_on(timer: TimerList, cpu: int) -> None:
     kernel = task.kernel
     nr = kernel._check_cpu(cpu)
     if timer._bucket is not None:
-        warn_once(("add_timer_on", id(timer)))
+        warn_once("add_timer_on")
         return
     if timer._dead:
         return
     if timer.function is None:
         raise ValueError(f"{timer!r} was never initialised (timer_setup)")
+    expires = _check_expires(timer.expires)
     timer.flags = (timer.flags & ~TIMER_CPUMASK) | TIMER_PINNED | nr
     c = kernel.cpus[nr]
     base = c.def_base if timer.flags & TIMER_DEFERRABLE else c.std_base
-    _enqueue(base, timer, _check_expires(timer.expires), kernel.get_jiffies())
+    _enqueue(base, timer, expires, kernel.get_jiffies())
 
 
 def timer_pending(timer: TimerList) -> bool:
@@ -413,11 +446,19 @@ def timer_delete(timer: TimerList) -> int:
 
     .. versionadded:: 0.1
     """
-    _check_timer(timer)
-    if timer._bucket is not None:
-        _detach(timer)
-        return 1
-    return 0
+    bucket = getattr(timer, "_bucket", None) if type(timer) is not TimerList else timer._bucket
+    if bucket is None:
+        _check_timer(timer)
+        return 0
+    del bucket[timer]  # _detach(), inline
+    timer._bucket = None
+    if not bucket:
+        base = timer._base
+        assert base is not None
+        del base.buckets[timer._bexp]
+        if timer._bexp == base.next_expiry:
+            base.recalc()
+    return 1
 
 
 def _delete_sync(timer: TimerList, what: str) -> int:
@@ -507,13 +548,21 @@ def _expire(base: TimerBase, bucket: dict[TimerList, None], task: TaskStruct) ->
             continue
         base.running_timer = t
         prev = task.preempt_count
+        irqs = task.irqs_off
+        if t.flags & TIMER_IRQSAFE:
+            task.irqs_off = irqs + 1  # expire_timers() keeps local interrupts off for these
         try:
             result = fn(t)
         except Exception as exc:
             base.running_timer = None
+            task.irqs_off = irqs
             panic_in_interrupt(task, exc, f"timer {symbol_name(fn)}")
             raise
         base.running_timer = None
+        if task.irqs_off != irqs:
+            task.irqs_off = irqs
+            if not irqs:
+                cpu.kernel._deliver_pending_irqs(task)  # interrupts held off meanwhile
         cpu.progress += 1
         if result is not None:
             run_atomic_result(task, result, fn)
@@ -568,7 +617,12 @@ async def tick_task(cpu: CPU) -> None:
     base = cpu.std_base
     while True:
         nxt = base.next_expiry
-        deadline = kernel.jiffies_to_time(nxt) if nxt != _NO_EXPIRY else math.inf
+        if nxt == _NO_EXPIRY:
+            deadline = math.inf
+        else:
+            # ticks come at jiffy boundaries: a bucket already due (a timer armed in the past)
+            # waits for the next one, as in the kernel, where only the tick raises TIMER_SOFTIRQ
+            deadline = kernel.jiffies_to_time(max(nxt, kernel.get_jiffies() + 1))
         with anyio.CancelScope(deadline=deadline) as scope:
             cpu._tick_scope = scope
             await anyio.sleep_forever()

@@ -26,6 +26,7 @@ tuples (see :func:`backend_params`).
 from __future__ import annotations
 
 import asyncio
+import math
 import selectors
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -124,6 +125,10 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         if ready:
             return ready
         if timeout is None:
+            return self._inner.select(None)
+        if timeout > 0 and self._next_deadline() in (None, math.inf):
+            # only sleepers "forever" (anyio.sleep_forever schedules at infinity): nothing
+            # but I/O or a thread can make progress, so block for real
             return self._inner.select(None)
         if timeout > 0:
             self._clock.advance(timeout)

@@ -13,6 +13,10 @@ Kernel invariants modelled (include/linux/wait.h, kernel/sched/wait.c, kernel/sc
   ``-ERESTARTSYS`` when a signal arrives first.
 * A completion counts: a ``complete()`` before the wait is not lost; ``complete()`` wakes one
   waiter, ``complete_all()`` all of them, for good.
+
+anyio cancellation has no kernel equivalent; a waiter cancelled while it sleeps leaves the queue,
+and if a ``complete()`` or an exclusive ``wake_up()`` had just picked it, the wake-up is passed to
+the next waiter instead of being lost.
 """
 
 from __future__ import annotations
@@ -207,8 +211,6 @@ async def wait_event_common(
     try:
         while True:
             # prepare_to_wait_event
-            if state & TASK_INTERRUPTIBLE and _deliverable(task):
-                return -ERESTARTSYS
             if not entry.queued:
                 if exclusive:
                     wq._entries.append(entry)
@@ -216,6 +218,8 @@ async def wait_event_common(
                     wq._entries.appendleft(entry)
                 entry.queued = True
             task.state = state
+            # the condition is checked before the signal: a waiter whose condition came true
+            # returns success even if a signal arrived too (___wait_event)
             cond = condition()
             if timeout is not None:
                 if cond and not ret:
@@ -224,18 +228,38 @@ async def wait_event_common(
                     break
             elif cond:
                 break
+            if state & TASK_INTERRUPTIBLE and _deliverable(task):
+                return -ERESTARTSYS
             if timeout is None:
                 await schedule()
             else:
                 ret = await _schedule_timeout(ret)
+    except BaseException:
+        # Cancelled by anyio (no kernel equivalent): an exclusive waiter may have been the one
+        # a wake_up picked; pass that wake-up on so it is not lost (abort_exclusive_wait).
+        if exclusive:
+            _remove(wq, entry)
+            _wake_one_exclusive(wq, TASK_NORMAL)
+        raise
     finally:
         task.state = TASK_RUNNING
-        if entry.queued:
-            try:
-                wq._entries.remove(entry)
-            except ValueError:
-                pass
+        _remove(wq, entry)
     return ret
+
+
+def _remove(wq: WaitQueueHead, entry: _WaitEntry) -> None:
+    if entry.queued:
+        entry.queued = False
+        try:
+            wq._entries.remove(entry)
+        except ValueError:
+            pass
+
+
+def _wake_one_exclusive(wq: WaitQueueHead, mode: int) -> None:
+    for entry in list(wq._entries):
+        if entry.exclusive and try_to_wake_up(entry.task, mode):
+            break
 
 
 async def _checkpoint() -> None:
@@ -436,6 +460,7 @@ async def _wait_for_common(c: Completion, timeout: int, state: int) -> int:
     if not c.done:
         entry = _WaitEntry(task, True)
         c.wait._entries.append(entry)
+        entry.queued = True
         try:
             while True:
                 if state & TASK_INTERRUPTIBLE and _deliverable(task):
@@ -444,12 +469,16 @@ async def _wait_for_common(c: Completion, timeout: int, state: int) -> int:
                 timeout = await _schedule_timeout(timeout)
                 if c.done or not timeout:
                     break
+        except BaseException:
+            # Cancelled by anyio: a complete() may have picked this waiter; hand it to the next
+            # one, or the completion would sit there with every other waiter still asleep.
+            _remove(c.wait, entry)
+            if completion_done(c):  # re-read: c.done changes while we sleep
+                _wake_one_exclusive(c.wait, TASK_NORMAL)
+            raise
         finally:
             task.state = TASK_RUNNING
-            try:
-                c.wait._entries.remove(entry)
-            except ValueError:
-                pass
+            _remove(c.wait, entry)
         if not c.done:
             return timeout
     else:

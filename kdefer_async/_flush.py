@@ -1,0 +1,677 @@
+"""Flush, drain, cancel, disable, destroy; the freezer; statistics; shutdown.
+
+Kernel invariants modelled (kernel/workqueue.c):
+
+* ``flush_work(w)`` waits for the last queueing instance current at the call: behind the
+  queued instance if there is one (even while an earlier one runs), else behind the running
+  one; it returns whether it had to wait. An item only armed on its delayed-work timer is idle.
+* ``flush_workqueue(wq)`` waits for everything queued before the call, not for work chained
+  after it; ``drain_workqueue(wq)`` keeps flushing until the queue is empty and meanwhile
+  refuses queueing that is not chained from the queue's own items, with the kernel's warning.
+* ``cancel_*`` steal ``PENDING``; the ``_sync`` forms disable the item while they wait for a
+  running instance, so queue attempts meanwhile fail, and return with the item neither pending
+  nor running. ``disable_work`` nests; ``enable_work`` returns whether the depth reached 0.
+* ``destroy_workqueue()`` drains first. Self-flushes and self-cancels, which hang a real
+  kernel, are reported as lockdep would and raise :class:`KernelBug`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+import anyio.lowlevel
+
+from ._context import TaskStruct, _cur
+from ._printk import log_text, symbol_name, warn, warn_once
+from ._sleeping import sleeping
+from ._timer import _detach
+from ._wait import wait_var_event
+from ._work import WORK_OFFQ_DISABLE_MAX, DelayedWork, Work
+from ._workqueue import (
+    WQ_FREEZABLE,
+    WQ_MEM_RECLAIM,
+    WQ_UNBOUND,
+    KWorkerTask,
+    Workqueue,
+    _activate_inactive,
+    _Barrier,
+    _check_work,
+    _resolve,
+    complete_barriers,
+    pwq_dec_nr_in_flight,
+    queue_work_on,
+    system_percpu_wq,
+    system_workqueue,
+    wq_state,
+)
+
+if TYPE_CHECKING:
+    from ._kernel import Kernel
+
+__all__ = [
+    "cancel_delayed_work",
+    "cancel_delayed_work_sync",
+    "cancel_work",
+    "cancel_work_sync",
+    "destroy_workqueue",
+    "disable_delayed_work",
+    "disable_delayed_work_sync",
+    "disable_work",
+    "disable_work_sync",
+    "drain_workqueue",
+    "enable_delayed_work",
+    "enable_work",
+    "flush_delayed_work",
+    "flush_scheduled_work",
+    "flush_work",
+    "flush_workqueue",
+    "freeze_workqueues",
+    "grab_pending",
+    "thaw_workqueues",
+    "work_on_cpu",
+    "workqueue_shutdown",
+    "wq_stats",
+]
+
+
+def grab_pending(work: Work) -> bool:
+    """``try_to_grab_pending``: take *work* off its timer or queue; True if it was pending."""
+    if not work._pending:
+        return False
+    dwork = work._dwork
+    if dwork is not None and dwork.timer._bucket is not None:
+        _detach(dwork.timer)
+        work._pending = False
+        return True
+    pwq = work._pwq
+    if pwq is not None:
+        pool = pwq.pool
+        if work._inactive:
+            pwq.inactive.remove(work)
+            work._inactive = False
+            active = False
+        else:
+            try:
+                pool.worklist.remove(work)
+            except ValueError:
+                # collided with a running instance: parked on that worker's scheduled list
+                for worker in pool.workers:
+                    if work in worker.scheduled:
+                        worker.scheduled.remove(work)
+                        break
+            active = True
+        work._pwq = None
+        barriers = work._barriers
+        work._barriers = None
+        pwq_dec_nr_in_flight(pwq, work._seq, active=active)
+        if active and not pool.bh:
+            _activate_inactive(pwq)
+        if barriers:
+            complete_barriers(pool.kernel, barriers)
+    work._pending = False
+    return True
+
+
+def _running_worker(work: Work) -> Any:
+    pool = work._pool
+    if pool is None:
+        return None
+    return pool.busy.get(work)
+
+
+def _check_self(task: TaskStruct, work: Work, what: str) -> None:
+    if isinstance(task, KWorkerTask) and task.worker.current_work is work:
+        from ._locking import report_recursive_locking
+
+        report_recursive_locking(
+            f"((work_completion)(&{symbol_name(work.func)}))", what, "process_one_work"
+        )
+
+
+async def _wait_barrier(b: _Barrier) -> None:
+    await wait_var_event(b, lambda: b.done)
+
+
+async def _flush_work(work: Work) -> bool:
+    task = _cur()
+    _check_self(task, work, "__flush_work")
+    b = _Barrier()
+    if work._pending and work._pwq is not None:
+        if work._barriers is None:
+            work._barriers = []
+        work._barriers.append(b)
+    else:
+        worker = _running_worker(work)
+        if worker is None:
+            await anyio.lowlevel.checkpoint()
+            return False
+        if worker is not None and not hasattr(worker, "barriers"):
+            # a BH item is never observed running from task context
+            await anyio.lowlevel.checkpoint()
+            return False
+        worker.barriers.append(b)
+    await _wait_barrier(b)
+    return True
+
+
+def _check_work_arg(work: object) -> Work:
+    if isinstance(work, DelayedWork):
+        raise TypeError("pass a Work; for a DelayedWork use the *_delayed_work API")
+    return _check_work(work)
+
+
+@sleeping
+async def flush_work(work: Work) -> bool:
+    """
+    Wait until the last queueing instance of *work* (as of the call) has finished.
+
+    Returns:
+        ``True`` if it had to wait; ``False`` if *work* was idle (never queued, done, or only
+        armed on a delayed-work timer).
+
+    Raises:
+        KernelBug: called from *work*'s own function (it would wait for itself forever).
+
+    Context:
+        Task context; may sleep. Always a checkpoint.
+
+    .. versionadded:: 0.1
+    """
+    return await _flush_work(_check_work_arg(work))
+
+
+def _requeue_now(task: TaskStruct, dwork: DelayedWork) -> None:
+    from ._workqueue import _queue_now as queue_now
+
+    if dwork.timer._bucket is not None:
+        _detach(dwork.timer)
+        wq = dwork.wq
+        assert wq is not None
+        queue_now(task, dwork.cpu, wq, dwork.work)
+
+
+@sleeping
+async def flush_delayed_work(dwork: DelayedWork) -> bool:
+    """
+    If *dwork*'s timer is armed, queue it at once; then :func:`flush_work` it.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(dwork, DelayedWork):
+        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
+    _requeue_now(_cur(), dwork)
+    return await _flush_work(dwork.work)
+
+
+async def _flush_wq(wq: Workqueue) -> None:
+    target = wq._seq
+    in_flight = wq._in_flight
+
+    def done() -> bool:
+        return not in_flight or next(iter(in_flight)) > target
+
+    await wait_var_event(wq, done)
+
+
+def _check_flush_self(task: TaskStruct, wq: Workqueue, what: str) -> None:
+    if isinstance(task, KWorkerTask):
+        pwq = task.worker.current_pwq
+        if pwq is not None and pwq.wq is wq:
+            from ._locking import report_recursive_locking
+
+            report_recursive_locking(f"((wq_completion){wq._name})", what, "process_one_work")
+
+
+@sleeping
+async def flush_workqueue(wq: Workqueue) -> None:
+    """
+    Wait until every item queued on *wq* before this call has finished (items queued after,
+    including ones chained by the flushed items, are not waited for).
+
+    Raises:
+        KernelBug: called from an item of *wq* (it would wait for itself forever).
+
+    Context:
+        Task context; may sleep. Always a checkpoint.
+
+    .. versionadded:: 0.1
+    """
+    wq = _resolve(wq)
+    _check_flush_self(_cur(), wq, "__flush_workqueue")
+    await _flush_wq(wq)
+
+
+async def _drain(wq: Workqueue) -> None:
+    kernel = _cur().kernel
+    wq._draining += 1
+    tries = 0
+    try:
+        while True:
+            await _flush_wq(wq)
+            busy = bool(wq._in_flight) or any(
+                p is not None and (p.inactive or p.nr_active) for p in wq._pwqs
+            )
+            if not busy:
+                break
+            tries += 1
+            if tries == 10 or (tries % 100 == 0 and tries <= 1000):
+                log_text(
+                    kernel,
+                    4,
+                    f"workqueue {wq._name}: drain_workqueue() isn't complete after {tries} tries",
+                )
+    finally:
+        wq._draining -= 1
+
+
+@sleeping
+async def drain_workqueue(wq: Workqueue) -> None:
+    """
+    Flush *wq* until it is empty, letting its items chain more work; meanwhile any other
+    queueing on it is refused with ``workqueue: cannot queue ... on wq ...``.
+
+    .. versionadded:: 0.1
+    """
+    wq = _resolve(wq)
+    _check_flush_self(_cur(), wq, "drain_workqueue")
+    await _drain(wq)
+
+
+@sleeping
+async def destroy_workqueue(wq: Workqueue) -> None:
+    """
+    Drain *wq* (everything queued runs), stop its rescuer, and free it. Queueing on it
+    afterwards is refused with the kernel's ``cannot queue`` warning.
+
+    Raises:
+        ValueError: *wq* is a system workqueue or was already destroyed.
+
+    .. versionadded:: 0.1
+    """
+    from ._kthread import kthread_stop
+
+    if not isinstance(wq, Workqueue):
+        raise TypeError(f"expected a Workqueue, not {type(wq).__name__}")
+    if wq._sysname is not None:
+        raise ValueError(f"{wq!r} is a system workqueue: it is never destroyed")
+    if wq._destroyed:
+        raise ValueError(f"workqueue {wq._name!r} was already destroyed")
+    task = _cur()
+    _check_flush_self(task, wq, "destroy_workqueue")
+    # __WQ_DESTROYING: from here on only chained queueing is accepted, also after the drain
+    # (while the rescuer stops), so nothing can slip in between the drain and the free.
+    wq._draining += 1
+    leaked = False
+    try:
+        await _drain(wq)
+        if wq._rescuer is not None:
+            await kthread_stop(wq._rescuer)
+            wq._rescuer = None
+        busy = [p for p in wq._pwqs if p is not None and (p.nr_active or p.inactive)]
+        if busy:
+            warn()
+            log_text(task.kernel, 4, f"destroy_workqueue: {wq._name} has the following busy pwq")
+            for p in busy:
+                log_text(
+                    task.kernel,
+                    4,
+                    f"  pwq {p.pool.id}: cpus={p.pool.cpu} active={p.nr_active} "
+                    f"inactive={len(p.inactive)}",
+                )
+            leaked = True  # the kernel leaks the wq, still marked destroying
+            return
+        wq._destroyed = True
+        st = wq_state(task.kernel)
+        if wq in st.workqueues:
+            st.workqueues.remove(wq)
+    finally:
+        if not leaked:
+            wq._draining -= 1
+
+
+@sleeping
+async def flush_scheduled_work() -> None:
+    """
+    Deprecated in the kernel: warns that flushing system-wide workqueues will be prohibited,
+    then flushes ``events``.
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    log_text(
+        task.kernel,
+        4,
+        "WARNING: Flushing system-wide workqueues will be prohibited in near future.",
+    )
+    from ._printk import dump_stack
+
+    dump_stack()
+    await _flush_wq(system_workqueue(task.kernel, "events"))
+
+
+# --- cancel / disable / enable -------------------------------------------------------------------
+
+
+def cancel_work(work: Work) -> bool:
+    """
+    Take *work* off its queue if pending; does not wait for a running instance.
+
+    Returns:
+        ``True`` if it was pending.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    _cur()
+    return grab_pending(_check_work_arg(work))
+
+
+def cancel_delayed_work(dwork: DelayedWork) -> bool:
+    """
+    Take *dwork* off its timer or queue; does not wait for a running instance.
+
+    Returns:
+        ``True`` if it was pending (armed or queued).
+
+    .. versionadded:: 0.1
+    """
+    _cur()
+    if not isinstance(dwork, DelayedWork):
+        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
+    return grab_pending(dwork.work)
+
+
+async def _wait_running(work: Work) -> None:
+    worker = _running_worker(work)
+    if worker is None or not hasattr(worker, "barriers"):
+        await anyio.lowlevel.checkpoint()
+        return
+    b = _Barrier()
+    worker.barriers.append(b)
+    await _wait_barrier(b)
+
+
+def _disable(work: Work) -> None:
+    if work._disable >= WORK_OFFQ_DISABLE_MAX:
+        warn_once(("disable overflow", id(work)), "workqueue: work disable count overflowed\n")
+        return
+    work._disable += 1
+
+
+async def _cancel_sync(work: Work, *, keep_disabled: bool, what: str) -> bool:
+    task = _cur()
+    _check_self(task, work, what)
+    ret = grab_pending(work)
+    _disable(work)
+    try:
+        await _wait_running(work)
+    finally:
+        if not keep_disabled:
+            work._disable -= 1
+    return ret
+
+
+@sleeping
+async def cancel_work_sync(work: Work) -> bool:
+    """
+    Cancel *work* and wait for a running instance; on return it is neither pending nor
+    running, even if it re-queues itself. Queue attempts meanwhile return ``False``.
+
+    Returns:
+        ``True`` if it was pending.
+
+    Raises:
+        KernelBug: called from *work*'s own function.
+
+    .. versionadded:: 0.1
+    """
+    return await _cancel_sync(_check_work_arg(work), keep_disabled=False, what="__cancel_work_sync")
+
+
+@sleeping
+async def cancel_delayed_work_sync(dwork: DelayedWork) -> bool:
+    """
+    Cancel *dwork* (timer or queue) and wait for a running instance.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(dwork, DelayedWork):
+        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
+    return await _cancel_sync(dwork.work, keep_disabled=False, what="__cancel_work_sync")
+
+
+def disable_work(work: Work) -> bool:
+    """
+    Cancel *work* and raise its disable depth: queueing fails until :func:`enable_work`.
+
+    Returns:
+        ``True`` if it was pending.
+
+    .. versionadded:: 0.1
+    """
+    _cur()
+    work = _check_work_arg(work)
+    ret = grab_pending(work)
+    _disable(work)
+    return ret
+
+
+@sleeping
+async def disable_work_sync(work: Work) -> bool:
+    """
+    :func:`disable_work` and wait for a running instance.
+
+    .. versionadded:: 0.1
+    """
+    return await _cancel_sync(_check_work_arg(work), keep_disabled=True, what="disable_work_sync")
+
+
+def enable_work(work: Work) -> bool:
+    """
+    Lower *work*'s disable depth. Does not queue anything dropped meanwhile.
+
+    Returns:
+        ``True`` iff the depth is now 0. At depth 0 already: the kernel's underflow WARN.
+
+    .. versionadded:: 0.1
+    """
+    _cur()
+    if isinstance(work, DelayedWork):
+        work = work.work
+    if not isinstance(work, Work):
+        raise TypeError(f"expected a Work, not {type(work).__name__}")
+    if work._disable == 0:
+        warn_once(("enable underflow", id(work)), "workqueue: work disable count underflowed\n")
+        return True
+    work._disable -= 1
+    return work._disable == 0
+
+
+def disable_delayed_work(dwork: DelayedWork) -> bool:
+    """
+    :func:`disable_work` for delayed work (the timer is cancelled too).
+
+    .. versionadded:: 0.1
+    """
+    _cur()
+    if not isinstance(dwork, DelayedWork):
+        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
+    ret = grab_pending(dwork.work)
+    _disable(dwork.work)
+    return ret
+
+
+@sleeping
+async def disable_delayed_work_sync(dwork: DelayedWork) -> bool:
+    """
+    :func:`disable_delayed_work` and wait for a running instance.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(dwork, DelayedWork):
+        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
+    return await _cancel_sync(dwork.work, keep_disabled=True, what="disable_work_sync")
+
+
+def enable_delayed_work(dwork: DelayedWork) -> bool:
+    """
+    :func:`enable_work` for delayed work.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(dwork, DelayedWork):
+        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
+    return enable_work(dwork.work)
+
+
+# --- work_on_cpu ------------------------------------------------------------------------------
+
+
+@sleeping
+async def work_on_cpu(cpu: int, fn: Any, arg: Any) -> Any:
+    """
+    Run ``fn(arg)`` in a kworker bound to CPU *cpu*, wait for it, and return its result.
+
+    *fn* may be ``async def`` or plain.
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    task.kernel._check_cpu(cpu)
+    if not callable(fn):
+        raise TypeError("fn must be callable")
+    box: dict[str, Any] = {}
+
+    async def run(_work: Work) -> None:
+        result = fn(arg)
+        if inspect.isawaitable(result):
+            result = await result
+        box["result"] = result
+
+    work = Work(run)
+    queue_work_on(cpu, system_percpu_wq, work)
+    await _flush_work(work)
+    return box.get("result")
+
+
+# --- freezer -----------------------------------------------------------------------------------
+
+
+def freeze_workqueues(kernel: Kernel) -> None:
+    """``freeze_workqueues_begin``: freezable workqueues stop activating new items."""
+    st = wq_state(kernel)
+    st.frozen = True
+    for wq in st.workqueues:
+        if wq._flags & WQ_FREEZABLE:
+            wq._frozen = True
+
+
+def freezable_busy(kernel: Kernel) -> bool:
+    st = wq_state(kernel)
+    return any(
+        p is not None and p.nr_active
+        for wq in st.workqueues
+        if wq._flags & WQ_FREEZABLE
+        for p in wq._pwqs
+    )
+
+
+def thaw_workqueues(kernel: Kernel) -> None:
+    """``thaw_workqueues``: restore max_active and activate what waited."""
+    st = wq_state(kernel)
+    st.frozen = False
+    for wq in st.workqueues:
+        if wq._frozen:
+            wq._frozen = False
+            for p in wq._pwqs:
+                if p is not None:
+                    _activate_inactive(p)
+
+
+# --- statistics ------------------------------------------------------------------------------
+
+
+def wq_stats(kernel: Kernel) -> dict[str, dict[str, Any]]:
+    """wq_monitor.py's counters per workqueue name."""
+    st = wq_state(kernel)
+    out: dict[str, dict[str, Any]] = {}
+    for wq in st.workqueues:
+        s = wq._stats
+        unbound = bool(wq._flags & WQ_UNBOUND)
+        reclaim = bool(wq._flags & WQ_MEM_RECLAIM)
+        out[wq._name] = {
+            "total": s.started,
+            "infl": max(0, s.started - s.completed),
+            "CPUtime": round(s.cpu_time, 6),
+            "CPUitsv": None if unbound else s.cpu_intensive,
+            "CMW/RPR": s.repatriated if unbound else s.cm_wakeup,
+            "mayday": s.mayday if reclaim else None,
+            "rescued": s.rescued if reclaim else None,
+        }
+    return out
+
+
+def format_wq_stats(kernel: Kernel) -> str:
+    """The table wq_monitor.py prints."""
+    lines = [
+        "%-24s %8s %5s %8s %7s %7s %7s %7s"
+        % ("", "total", "infl", "CPUtime", "CPUitsv", "CMW/RPR", "mayday", "rescued")
+    ]
+    for name, row in wq_stats(kernel).items():
+
+        def f(v: Any) -> str:
+            return "-" if v is None else str(v)
+
+        lines.append(
+            "%-24s %8d %5d %8.1f %7s %7s %7s %7s"
+            % (
+                name[-24:],
+                row["total"],
+                row["infl"],
+                row["CPUtime"],
+                f(row["CPUitsv"]),
+                f(row["CMW/RPR"]),
+                f(row["mayday"]),
+                f(row["rescued"]),
+            )
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --- shutdown ----------------------------------------------------------------------------------
+
+
+async def workqueue_shutdown(kernel: Kernel) -> None:
+    """Leaving the kernel: cancel armed delayed work (naming it), then run every queued item."""
+    st: Any = getattr(kernel, "_wq_state", None)
+    if st is None:
+        return
+    for cpu in kernel.cpus:
+        for base in (cpu.std_base, cpu.def_base):
+            for bucket in list(base.buckets.values()):
+                for timer in list(bucket):
+                    dwork = getattr(timer, "dwork", None)
+                    if dwork is not None:
+                        grab_pending(dwork.work)
+                        log_text(
+                            kernel,
+                            4,
+                            f"kdefer: shutdown: delayed work "
+                            f"{symbol_name(dwork.work.func)} on CPU {cpu.nr} still armed; "
+                            "cancelled",
+                        )
+    for _ in range(100):
+        busy = [wq for wq in st.workqueues if wq._in_flight]
+        if not busy:
+            break
+        for wq in busy:
+            await _drain(wq)
+    for wq in st.workqueues:
+        if wq._rescuer is not None and not wq._rescuer._exited:
+            wq._rescuer.should_stop = True
+            from ._sched import wake_up_process
+
+            wake_up_process(wq._rescuer)

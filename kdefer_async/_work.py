@@ -1,0 +1,250 @@
+"""Work items: ``work_struct`` and ``delayed_work``, their initialisers and introspection.
+
+Field rules: ``A``: changed only in synchronous code, atomic with respect to the loop.
+
+Kernel invariants modelled (include/linux/workqueue.h, kernel/workqueue.c):
+
+* ``PENDING`` is set by a successful queue attempt (or timer arm, for delayed work) and
+  cleared just before the function runs, so a running item can be queued again, and then runs
+  again after the current execution.
+* A work item carries no argument but itself: embed it and use ``container_of``.
+* The disable depth (since 6.10) makes every queue attempt fail while it is above zero.
+* Delayed work is a work item plus an IRQ-safe timer that queues it on expiry.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._consts import TIMER_DEFERRABLE, TIMER_IRQSAFE
+from ._printk import symbol_name
+from ._timer import TimerList, timer_setup
+
+if TYPE_CHECKING:
+    from ._workqueue import PoolWorkqueue, WorkerPool, Workqueue
+
+__all__ = [
+    "DECLARE_DELAYED_WORK",
+    "DECLARE_WORK",
+    "DelayedWork",
+    "INIT_DEFERRABLE_WORK",
+    "INIT_DELAYED_WORK",
+    "INIT_WORK",
+    "WORK_BUSY_PENDING",
+    "WORK_BUSY_RUNNING",
+    "WORK_CPU_UNBOUND",
+    "Work",
+    "to_delayed_work",
+]
+
+#: ``WORK_CPU_UNBOUND`` (= ``NR_CPUS`` in the kernel): "the local CPU, or any".
+WORK_CPU_UNBOUND = 8192
+WORK_BUSY_PENDING = 1
+WORK_BUSY_RUNNING = 2
+#: 16 bits of disable depth (``WORK_OFFQ_DISABLE_BITS``).
+WORK_OFFQ_DISABLE_MAX = (1 << 16) - 1
+
+WorkFunc = Callable[[Any], Any]
+
+
+def check_work_func(func: object) -> None:
+    if not callable(func):
+        raise TypeError(f"a work function must be callable, not {type(func).__name__}")
+
+
+class Work:
+    """
+    ``struct work_struct``: ``func(work)`` runs in a kworker; it may be ``async def`` (it may
+    sleep) or a plain function.
+
+    ``Work()`` is uninitialised (use :func:`INIT_WORK`); ``Work(func)`` is initialised.
+
+    Guarantees:
+        * test_queue_while_pending_returns_false: a pending item is not queued twice.
+        * test_work_pending_lifecycle: ``PENDING`` is cleared just before the function runs.
+        * test_requeue_from_own_function: an item may queue itself from its own function and
+          then runs once more, never overlapping itself.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_barriers",
+        "_disable",
+        "_dwork",
+        "_inactive",
+        "_pending",
+        "_pool",
+        "_pwq",
+        "_queue_cpu",
+        "_seq",
+        "func",
+    )
+
+    def __init__(self, func: WorkFunc | None = None) -> None:
+        self.func: WorkFunc | None = None  # A
+        self._pending = False  # A: WORK_STRUCT_PENDING
+        self._inactive = False  # A: WORK_STRUCT_INACTIVE (parked by max_active)
+        self._pwq: PoolWorkqueue | None = None  # A: while queued
+        self._pool: WorkerPool | None = None  # A: the pool it last ran on
+        self._seq = 0  # A: flush sequence of the queued instance
+        self._queue_cpu = 0  # A: the CPU that queued it (unbound workers run there)
+        self._disable = 0  # A: disable depth
+        self._barriers: list[Any] | None = None  # A: flush barriers linked behind it
+        self._dwork: DelayedWork | None = None  # I
+        if func is not None:
+            INIT_WORK(self, func)
+
+    def __repr__(self) -> str:
+        state = []
+        if self._pending:
+            state.append("pending")
+        if self._inactive:
+            state.append("inactive")
+        if self._disable:
+            state.append(f"disabled={self._disable}")
+        fn = symbol_name(self.func) if self.func is not None else None
+        return f"<Work {fn}{' ' + ' '.join(state) if state else ''}>"
+
+
+def INIT_WORK(work: Work, func: WorkFunc) -> None:
+    """
+    Initialise *work* to run ``func(work)``: an ``async def`` or plain function.
+
+    Raises:
+        TypeError: *func* is not callable.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(work, Work):
+        raise TypeError(f"expected a Work, not {type(work).__name__}")
+    check_work_func(func)
+    work.func = func
+    work._pending = False
+    work._inactive = False
+    work._pwq = None
+    work._disable = 0
+    work._barriers = None
+
+
+def DECLARE_WORK(func: WorkFunc) -> Work:
+    """
+    Return a work item initialised with *func*.
+
+    .. versionadded:: 0.1
+    """
+    return Work(func)
+
+
+class DelayedWork:
+    """
+    ``struct delayed_work``: a :class:`Work` (``.work``) and the timer (``.timer``) that queues
+    it on ``.wq`` for ``.cpu`` when it expires.
+
+    ``DelayedWork()`` is uninitialised (use :func:`INIT_DELAYED_WORK`); ``DelayedWork(func)``
+    is initialised; ``DelayedWork(func, deferrable=True)`` is ``INIT_DEFERRABLE_WORK``.
+
+    Guarantees:
+        * test_zero_delay_queues_at_once: a delay of 0 queues without arming the timer.
+        * test_delay_fires_on_the_tick_after: never before ``delay`` jiffies have passed.
+        * test_timer_fired_on_cpu1_runs_work_on_cpu1: the work runs where the timer fired.
+        * test_cancel_sync_stops_self_rearming: ``cancel_delayed_work_sync`` wins over an
+          item that re-arms itself.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("__weakref__", "cpu", "timer", "work", "wq")
+
+    def __init__(self, func: WorkFunc | None = None, *, deferrable: bool = False) -> None:
+        self.work = Work()  # I
+        self.work._dwork = self
+        self.timer = _DWorkTimer(self)  # I
+        self.wq: Workqueue | None = None  # A
+        self.cpu = WORK_CPU_UNBOUND  # A
+        if func is not None:
+            _init_delayed(self, func, TIMER_DEFERRABLE if deferrable else 0)
+
+    def __repr__(self) -> str:
+        armed = " armed" if self.timer._bucket is not None else ""
+        return f"<DelayedWork {self.work!r}{armed}>"
+
+
+class _DWorkTimer(TimerList):
+    __slots__ = ("dwork",)
+
+    def __init__(self, dwork: DelayedWork) -> None:
+        super().__init__()
+        self.dwork = dwork
+
+
+def _init_delayed(dwork: DelayedWork, func: WorkFunc, flags: int) -> None:
+    from ._workqueue import delayed_work_timer_fn
+
+    if not isinstance(dwork, DelayedWork):
+        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
+    INIT_WORK(dwork.work, func)
+    timer_setup(dwork.timer, delayed_work_timer_fn, TIMER_IRQSAFE | flags)
+
+
+def INIT_DELAYED_WORK(dwork: DelayedWork, func: WorkFunc) -> None:
+    """
+    Initialise *dwork* to run ``func(work)`` after a delay.
+
+    .. versionadded:: 0.1
+    """
+    _init_delayed(dwork, func, 0)
+
+
+def INIT_DEFERRABLE_WORK(dwork: DelayedWork, func: WorkFunc) -> None:
+    """
+    Initialise *dwork* with a deferrable timer: an idle CPU does not wake up for it.
+
+    .. versionadded:: 0.1
+    """
+    _init_delayed(dwork, func, TIMER_DEFERRABLE)
+
+
+def DECLARE_DELAYED_WORK(func: WorkFunc) -> DelayedWork:
+    """
+    Return a delayed work item initialised with *func*.
+
+    .. versionadded:: 0.1
+    """
+    return DelayedWork(func)
+
+
+def DECLARE_DEFERRABLE_WORK(func: WorkFunc) -> DelayedWork:
+    """
+    Return a deferrable delayed work item initialised with *func*.
+
+    .. versionadded:: 0.1
+    """
+    return DelayedWork(func, deferrable=True)
+
+
+def to_delayed_work(work: Work) -> DelayedWork:
+    """
+    Return the :class:`DelayedWork` that embeds *work* (``to_delayed_work``).
+
+    Raises:
+        TypeError: *work* is not a :class:`Work`.
+        ValueError: *work* is not the ``.work`` of a delayed work item.
+
+    .. versionadded:: 0.1
+    """
+    if not isinstance(work, Work):
+        raise TypeError(f"expected a Work, not {type(work).__name__}")
+    dwork = work._dwork
+    if dwork is None:
+        raise ValueError(f"{work!r} is not part of a DelayedWork")
+    return dwork
+
+
+def is_async_func(func: object) -> bool:
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)
+    )

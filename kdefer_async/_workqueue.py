@@ -1,0 +1,1518 @@
+"""Workqueues: concurrency-managed worker pools, pool_workqueues, queueing and execution.
+
+Field rules (the kernel's legend, for an event loop):
+
+* ``I``: set at creation, read-only after.
+* ``A``: changed only in synchronous code, so atomic with respect to the loop's other tasks.
+* ``W``: touched only by the owning worker task.
+
+Kernel invariants modelled (kernel/workqueue.c, Documentation/core-api/workqueue.rst):
+
+* Per CPU there are two worker pools (normal, highpri) plus two BH pools that run inside the
+  TASKLET and HI softirqs; unbound workqueues share unbound pools. A workqueue reaches a pool
+  through a pool_workqueue (pwq) that enforces ``max_active``: items beyond it wait, in order,
+  on the pwq's inactive list.
+* Workers (``kworker/N:M``, ``kworker/N:MH``, ``kworker/uX:Y``) are reusable tasks that run
+  items one after another by awaiting them in place; there is no task per item.
+* Concurrency management (per-CPU pools): a pool wakes an idle worker only when it has work
+  and no running worker; a worker keeps taking items while it is the only one running. An item
+  that never sleeps therefore holds the others back; an item that sleeps (any await that
+  suspends it) lets the next one start. ``WQ_CPU_INTENSIVE`` items do not count as running.
+* Non-reentrancy: a work item queued again while it runs goes to the pool where it runs and
+  runs after the running instance, never overlapping it.
+* ``PENDING`` is cleared just before the function runs; ``flush_work()`` waits for the last
+  queueing instance; ``flush_workqueue()`` for everything queued before it; see _flush.py.
+
+Guarantees:
+    * test_queue_while_pending_returns_false: a pending item is not queued twice.
+    * test_requeue_while_running_runs_after: no overlap with itself.
+    * test_cpu_bound_items_run_one_after_another: concurrency management.
+    * test_max_active_never_exceeded: the inactive list holds the rest, in order.
+    * test_ordered_runs_in_queue_order: ordered workqueues run one item at a time, FIFO.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Generator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+
+from ._consts import (
+    HI_SOFTIRQ,
+    IRQ_MASK,
+    SOFTIRQ_OFFSET,
+    TASK_INTERRUPTIBLE,
+    TASK_RUNNING,
+    TASKLET_SOFTIRQ,
+    TIMER_DEFERRABLE,
+)
+from ._context import TaskStruct, _cur, _current
+from ._exceptions import KernelPanic
+from ._printk import format_c, log_text, record_oops, symbol_name, warn, warn_once
+from ._softirq import panic_in_interrupt, run_atomic_result, wakeup_softirqd
+from ._timer import TimerList, _enqueue
+from ._wait import wake_up_var
+from ._work import WORK_CPU_UNBOUND, DelayedWork, Work, is_async_func
+
+if TYPE_CHECKING:
+    from ._cpu import CPU
+    from ._kernel import Kernel
+
+__all__ = [
+    "WQ_BH",
+    "WQ_CPU_INTENSIVE",
+    "WQ_DFL_ACTIVE",
+    "WQ_FREEZABLE",
+    "WQ_HIGHPRI",
+    "WQ_MAX_ACTIVE",
+    "WQ_MEM_RECLAIM",
+    "WQ_PERCPU",
+    "WQ_POWER_EFFICIENT",
+    "WQ_SYSFS",
+    "WQ_UNBOUND",
+    "PoolWorkqueue",
+    "Worker",
+    "WorkerPool",
+    "Workqueue",
+    "alloc_ordered_workqueue",
+    "alloc_workqueue",
+    "create_freezable_workqueue",
+    "create_singlethread_workqueue",
+    "create_workqueue",
+    "current_work",
+    "queue_delayed_work",
+    "queue_delayed_work_on",
+    "queue_work",
+    "queue_work_on",
+    "schedule_delayed_work",
+    "schedule_delayed_work_on",
+    "schedule_work",
+    "schedule_work_on",
+    "mod_delayed_work",
+    "mod_delayed_work_on",
+    "work_busy",
+    "work_pending",
+    "delayed_work_pending",
+    "workqueue_congested",
+    "workqueue_set_max_active",
+    "enable_and_queue_work",
+    "system_bh_highpri_wq",
+    "system_bh_wq",
+    "system_dfl_wq",
+    "system_freezable_power_efficient_wq",
+    "system_freezable_wq",
+    "system_highpri_wq",
+    "system_long_wq",
+    "system_percpu_wq",
+    "system_power_efficient_wq",
+    "system_unbound_wq",
+    "system_wq",
+]
+
+# --- flags (include/linux/workqueue.h) --------------------------------------------------------
+WQ_BH = 1 << 0
+WQ_UNBOUND = 1 << 1
+WQ_FREEZABLE = 1 << 2
+WQ_MEM_RECLAIM = 1 << 3
+WQ_HIGHPRI = 1 << 4
+WQ_CPU_INTENSIVE = 1 << 5
+WQ_SYSFS = 1 << 6
+WQ_POWER_EFFICIENT = 1 << 7
+WQ_PERCPU = 1 << 8
+_WQ_DESTROYING = 1 << 15
+_WQ_DRAINING = 1 << 16
+_WQ_ORDERED = 1 << 17
+_WQ_LEGACY = 1 << 18
+_WQ_BH_ALLOWS = WQ_BH | WQ_HIGHPRI | WQ_PERCPU
+
+WQ_MAX_ACTIVE = 2048
+WQ_DFL_ACTIVE = WQ_MAX_ACTIVE // 2
+WQ_UNBOUND_MAX_ACTIVE = WQ_MAX_ACTIVE
+#: ``WQ_NAME_LEN``: names are truncated to 31 characters.
+WQ_NAME_LEN = 32
+#: BH pools take at most this many items per softirq activation (``BH_WORKER_RESTARTS``).
+BH_WORKER_RESTARTS = 10
+#: Surplus idle workers retire after this long (``IDLE_WORKER_TIMEOUT`` = 300 s).
+IDLE_WORKER_TIMEOUT_S = 300
+#: Keep culling while ``(idle - 2) * MAX_IDLE_WORKERS_RATIO >= busy``.
+MAX_IDLE_WORKERS_RATIO = 4
+#: ``workqueue.cpu_intensive_thresh_us``: 10 ms without sleeping marks an item CPU-intensive.
+CPU_INTENSIVE_THRESH_US = 10_000
+#: ``cpu_intensive_warning_thresh``: first report at the 4th violation, then 5, 7, 11, 19...
+CPU_INTENSIVE_WARNING_THRESH = 4
+
+
+class _Stats:
+    """``pwq->stats[]`` summed per workqueue, as tools/workqueue/wq_monitor.py shows them."""
+
+    __slots__ = (
+        "cm_wakeup",
+        "completed",
+        "cpu_intensive",
+        "cpu_time",
+        "mayday",
+        "repatriated",
+        "rescued",
+        "started",
+    )
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.completed = 0
+        self.cpu_time = 0.0
+        self.cpu_intensive = 0
+        self.cm_wakeup = 0
+        self.repatriated = 0
+        self.mayday = 0
+        self.rescued = 0
+
+
+class KWorkerTask(TaskStruct):
+    """The task of a kworker (``current()`` inside a work function)."""
+
+    __slots__ = ("worker",)
+
+    worker: Worker  # I: set right after creation
+
+
+class Worker:
+    """``struct worker``: one reusable kworker task of a pool."""
+
+    __slots__ = (
+        "asleep",
+        "barriers",
+        "counted",
+        "cpu_intensive",
+        "current_func",
+        "current_pwq",
+        "current_work",
+        "die",
+        "event",
+        "id",
+        "is_idle",
+        "last_active",
+        "pool",
+        "ran",
+        "scheduled",
+        "started",
+        "task",
+    )
+
+    def __init__(self, pool: WorkerPool, wid: int, task: KWorkerTask) -> None:
+        self.pool = pool  # I
+        self.id = wid  # I
+        self.task = task  # I
+        self.current_work: Work | None = None  # W
+        self.current_func: Callable[..., Any] | None = None  # W
+        self.current_pwq: PoolWorkqueue | None = None  # W
+        self.scheduled: deque[Work] = deque()  # A: items that collided with the current one
+        self.barriers: list[_Barrier] = []  # A: flushes of the current execution
+        self.event: Any = None  # A: set to wake the worker while it is idle
+        self.counted = False  # W: counted in pool.nr_running
+        self.asleep = False  # W: suspended inside a work function
+        self.cpu_intensive = False  # W
+        self.ran = 0.0  # W: seconds run by the current item since it last slept
+        self.die = False  # A: retire when woken
+        self.started = False  # A
+        self.is_idle = True  # A: on pool.idle
+        self.last_active = 0.0  # A
+
+    def __repr__(self) -> str:
+        cur = f" running {symbol_name(self.current_func)}" if self.current_func else ""
+        return f"<Worker {self.task.comm}{cur}>"
+
+
+class _Barrier:
+    """A flush barrier (``struct wq_barrier``): done once what it waits behind has run."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = False
+
+
+def complete_barriers(kernel: Kernel, barriers: list[_Barrier]) -> None:
+    for b in barriers:
+        b.done = True
+        wake_up_var(kernel, b)
+
+
+class WorkerPool:
+    """``struct worker_pool``."""
+
+    __slots__ = (
+        "bh",
+        "busy",
+        "cpu",
+        "highpri",
+        "id",
+        "idle",
+        "idle_timer",
+        "kernel",
+        "nr_running",
+        "unbound",
+        "used_ids",
+        "watchdog_ts",
+        "workers",
+        "worklist",
+    )
+
+    def __init__(
+        self, kernel: Kernel, pid: int, cpu: int | None, *, highpri: bool, bh: bool
+    ) -> None:
+        self.kernel = kernel  # I
+        self.id = pid  # I
+        self.cpu = cpu  # I: None for unbound pools
+        self.highpri = highpri  # I
+        self.bh = bh  # I
+        self.unbound = cpu is None  # I
+        self.worklist: deque[Work] = deque()  # A
+        self.idle: list[Worker] = []  # A: LIFO
+        self.workers: list[Worker] = []  # A
+        self.busy: dict[Work, Worker] = {}  # A: busy_hash, the items being executed
+        self.nr_running = 0  # A
+        self.used_ids: set[int] = set()  # A
+        self.watchdog_ts = 0  # A: jiffies of the last forward progress
+        self.idle_timer: TimerList | None = None  # A
+
+    def __repr__(self) -> str:
+        where = f"cpus={self.cpu}" if self.cpu is not None else "unbound"
+        return (
+            f"<WorkerPool {self.id} {where}{' H' if self.highpri else ''}"
+            f"{' bh' if self.bh else ''} workers={len(self.workers)} idle={len(self.idle)} "
+            f"pending={len(self.worklist)}>"
+        )
+
+
+class PoolWorkqueue:
+    """``struct pool_workqueue``: one workqueue's link to one pool, with ``max_active``."""
+
+    __slots__ = ("inactive", "nr_active", "pool", "wq")
+
+    def __init__(self, wq: Workqueue, pool: WorkerPool) -> None:
+        self.wq = wq  # I
+        self.pool = pool  # I
+        self.nr_active = 0  # A
+        self.inactive: deque[Work] = deque()  # A
+
+    def max_active(self) -> int:
+        wq = self.wq
+        if wq._frozen:
+            return 0
+        return wq._max_active
+
+
+class _WQState:
+    """Per-kernel workqueue state: pools by CPU, unbound pools, workqueues, system wqs."""
+
+    __slots__ = (
+        "bh_pools",
+        "cpu_pools",
+        "frozen",
+        "hog_counts",
+        "system",
+        "unbound_pools",
+        "watchdog",
+        "workqueues",
+    )
+
+    def __init__(self, kernel: Kernel) -> None:
+        n = kernel.nr_cpus
+        self.cpu_pools: list[list[WorkerPool | None]] = [[None, None] for _ in range(n)]
+        self.bh_pools: list[list[WorkerPool | None]] = [[None, None] for _ in range(n)]
+        self.unbound_pools: list[WorkerPool | None] = [None, None]
+        self.workqueues: list[Workqueue] = []
+        self.system: dict[str, Workqueue] = {}
+        self.hog_counts: dict[object, int] = {}
+        self.frozen = False
+        self.watchdog: TimerList | None = None
+
+
+def wq_state(kernel: Kernel) -> _WQState:
+    st: _WQState | None = getattr(kernel, "_wq_state", None)
+    if st is None:
+        st = _WQState(kernel)
+        kernel._wq_state = st  # type: ignore[attr-defined]
+        kernel.bh_pools = bh_pools_action
+    return st
+
+
+def cpu_pool(kernel: Kernel, cpu: int, highpri: bool) -> WorkerPool:
+    st = wq_state(kernel)
+    pool = st.cpu_pools[cpu][highpri]
+    if pool is None:
+        pool = WorkerPool(kernel, 4 * cpu + 2 + highpri, cpu, highpri=highpri, bh=False)
+        st.cpu_pools[cpu][highpri] = pool
+        create_worker(pool)
+    return pool
+
+
+def bh_pool(kernel: Kernel, cpu: int, highpri: bool) -> WorkerPool:
+    st = wq_state(kernel)
+    pool = st.bh_pools[cpu][highpri]
+    if pool is None:
+        pool = WorkerPool(kernel, 4 * cpu + highpri, cpu, highpri=highpri, bh=True)
+        st.bh_pools[cpu][highpri] = pool
+    return pool
+
+
+def unbound_pool(kernel: Kernel, highpri: bool) -> WorkerPool:
+    st = wq_state(kernel)
+    pool = st.unbound_pools[highpri]
+    if pool is None:
+        pool = WorkerPool(kernel, 4 * kernel.nr_cpus + highpri, None, highpri=highpri, bh=False)
+        st.unbound_pools[highpri] = pool
+        create_worker(pool)
+    return pool
+
+
+# ---------------------------------------------------------------------------------------------
+# Workqueue objects
+# ---------------------------------------------------------------------------------------------
+
+
+class Workqueue:
+    """
+    ``struct workqueue_struct``, made by :func:`alloc_workqueue` and friends.
+
+    Attributes:
+        name: The formatted name (at most 31 characters).
+        flags: The ``WQ_*`` flags.
+        max_active: The per-pwq limit of active items (system-wide for unbound workqueues).
+
+    The system workqueues (``system_wq``...) are importable before any kernel exists: they
+    stand for the running kernel's queue of that name whenever they are used.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_destroyed",
+        "_draining",
+        "_flags",
+        "_frozen",
+        "_in_flight",
+        "_kernel",
+        "_max_active",
+        "_name",
+        "_pwqs",
+        "_rescuer",
+        "_seq",
+        "_stats",
+        "_sysname",
+    )
+
+    def __init__(self) -> None:
+        self._name = ""
+        self._flags = 0
+        self._max_active = 0
+        self._kernel: Kernel | None = None
+        self._pwqs: list[PoolWorkqueue | None] = []
+        self._draining = 0
+        self._destroyed = False
+        self._frozen = False
+        self._seq = 0
+        self._in_flight: dict[int, None] = {}
+        self._stats = _Stats()
+        self._rescuer: TaskStruct | None = None
+        self._sysname: str | None = None
+
+    def _t(self) -> Workqueue:
+        if self._sysname is None:
+            return self
+        return system_workqueue(_cur().kernel, self._sysname)
+
+    @property
+    def name(self) -> str:
+        """The workqueue's name."""
+        return self._t()._name
+
+    @property
+    def flags(self) -> int:
+        """The ``WQ_*`` flags."""
+        return self._t()._flags
+
+    @property
+    def max_active(self) -> int:
+        """The ``max_active`` limit."""
+        return self._t()._max_active
+
+    def __repr__(self) -> str:
+        if self._sysname is not None:
+            return f"<Workqueue {self._sysname} (system)>"
+        state = " destroyed" if self._destroyed else ""
+        return f"<Workqueue {self._name!r} flags={self._flags:#x} max_active={self._max_active}{state}>"
+
+    def pwq_for(self, cpu: int) -> PoolWorkqueue:
+        pwqs = self._pwqs
+        pwq = pwqs[0] if len(pwqs) == 1 else pwqs[cpu]
+        if pwq is None:
+            pwq = self._make_pwq(cpu)
+        return pwq
+
+    def _make_pwq(self, cpu: int) -> PoolWorkqueue:
+        kernel = self._kernel
+        assert kernel is not None
+        highpri = bool(self._flags & WQ_HIGHPRI)
+        if self._flags & WQ_BH:
+            pool = bh_pool(kernel, cpu, highpri)
+        elif self._flags & WQ_UNBOUND:
+            pool = unbound_pool(kernel, highpri)
+        else:
+            pool = cpu_pool(kernel, cpu, highpri)
+        pwq = PoolWorkqueue(self, pool)
+        if len(self._pwqs) == 1:
+            self._pwqs[0] = pwq
+        else:
+            self._pwqs[cpu] = pwq
+        return pwq
+
+
+def _resolve(wq: object) -> Workqueue:
+    if not isinstance(wq, Workqueue):
+        raise TypeError(f"expected a Workqueue, not {type(wq).__name__}")
+    return wq._t()
+
+
+def _check_work(work: object) -> Work:
+    if not isinstance(work, Work):
+        if isinstance(work, DelayedWork):
+            raise TypeError(
+                "this takes a Work; for a DelayedWork use the *_delayed_work API "
+                "(or pass dwork.work)"
+            )
+        raise TypeError(f"expected a Work, not {type(work).__name__}")
+    if work.func is None:
+        raise ValueError(f"{work!r} was never initialised (INIT_WORK)")
+    return work
+
+
+def _check_dwork(dwork: object) -> DelayedWork:
+    if not isinstance(dwork, DelayedWork):
+        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
+    if dwork.work.func is None:
+        raise ValueError(f"{dwork!r} was never initialised (INIT_DELAYED_WORK)")
+    return dwork
+
+
+def _check_delay(delay: object) -> int:
+    if isinstance(delay, bool) or not isinstance(delay, int):
+        raise TypeError(f"delay must be an int number of jiffies, not {type(delay).__name__}")
+    if delay < 0:
+        raise ValueError(f"delay must not be negative (got {delay} jiffies)")
+    return delay
+
+
+def _check_cpu_arg(kernel: Kernel, cpu: object) -> int:
+    if cpu == WORK_CPU_UNBOUND and isinstance(cpu, int) and not isinstance(cpu, bool):
+        return WORK_CPU_UNBOUND
+    return kernel._check_cpu(cpu)
+
+
+def alloc_workqueue(fmt: str, flags: int, max_active: int, *args: object) -> Workqueue | None:
+    """
+    Allocate a workqueue named ``fmt % args`` with ``WQ_*`` *flags*.
+
+    *max_active* 0 means ``WQ_DFL_ACTIVE`` (1024); values outside 1..``WQ_MAX_ACTIVE`` (2048)
+    are clamped with the kernel's message. Names longer than 31 characters are truncated
+    (with the kernel's warning). ``WQ_BH`` takes only ``WQ_HIGHPRI`` (and ``WQ_PERCPU``) and a
+    *max_active* of 0; anything else is the kernel's WARN and returns ``None``.
+
+    Returns:
+        The workqueue, or ``None`` (the kernel's NULL).
+
+    Context:
+        Task context.
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    kernel = task.kernel
+    if isinstance(flags, bool) or not isinstance(flags, int):
+        raise TypeError(f"flags must be an int, not {type(flags).__name__}")
+    if isinstance(max_active, bool) or not isinstance(max_active, int):
+        raise TypeError(f"max_active must be an int, not {type(max_active).__name__}")
+    name = format_c(str(fmt), args)
+    if len(name) >= WQ_NAME_LEN:
+        name = name[: WQ_NAME_LEN - 1]
+        if "wq name too long" not in kernel._warned_once:  # pr_warn_once()
+            kernel._warned_once.add("wq name too long")
+            log_text(kernel, 4, f"workqueue: name exceeds WQ_NAME_LEN. Truncating to: {name}")
+    if flags & WQ_BH:
+        # two WARN_ON_ONCE() sites: bad flags, then a max_active
+        if flags & ~_WQ_BH_ALLOWS:
+            warn_once("alloc_workqueue: WQ_BH with other flags")
+            return None
+        if max_active:
+            warn_once("alloc_workqueue: WQ_BH with max_active")
+            return None
+        max_active = 0
+    else:
+        if flags & WQ_PERCPU and flags & WQ_UNBOUND:
+            log_text(
+                kernel,
+                4,
+                f"workqueue: {name} uses both WQ_PERCPU and WQ_UNBOUND. "
+                "Dropped WQ_PERCPU, keeping WQ_UNBOUND.",
+            )
+            flags &= ~WQ_PERCPU
+        if flags & _WQ_ORDERED:
+            max_active = 1
+        elif max_active == 0:
+            max_active = WQ_DFL_ACTIVE
+        elif not 1 <= max_active <= WQ_MAX_ACTIVE:
+            clamped = min(max(max_active, 1), WQ_MAX_ACTIVE)
+            log_text(
+                kernel,
+                4,
+                f"workqueue: max_active {max_active} requested for {name} is out "
+                f"of range, clamping between 1 and {WQ_MAX_ACTIVE}",
+            )
+            max_active = clamped
+    wq = Workqueue()
+    wq._name = name
+    wq._flags = flags
+    wq._max_active = max_active
+    wq._kernel = kernel
+    per_cpu = not flags & WQ_UNBOUND
+    wq._pwqs = [None] * kernel.nr_cpus if per_cpu else [None]
+    st = wq_state(kernel)
+    st.workqueues.append(wq)
+    if flags & WQ_FREEZABLE and st.frozen:
+        wq._frozen = True
+    if flags & WQ_MEM_RECLAIM:
+        _start_rescuer(wq)
+    return wq
+
+
+def alloc_ordered_workqueue(fmt: str, flags: int, *args: object) -> Workqueue | None:
+    """
+    Allocate an ordered workqueue: unbound, one item at a time, in queueing order.
+
+    .. versionadded:: 0.1
+    """
+    return alloc_workqueue(fmt, WQ_UNBOUND | _WQ_ORDERED | flags, 1, *args)
+
+
+def create_workqueue(name: str) -> Workqueue | None:
+    """
+    Legacy: a per-CPU workqueue with one active item per CPU and a rescuer.
+
+    .. versionadded:: 0.1
+    """
+    return alloc_workqueue("%s", _WQ_LEGACY | WQ_MEM_RECLAIM | WQ_PERCPU, 1, name)
+
+
+def create_freezable_workqueue(name: str) -> Workqueue | None:
+    """
+    Legacy: an unbound, freezable workqueue with one active item and a rescuer.
+
+    .. versionadded:: 0.1
+    """
+    return alloc_workqueue("%s", _WQ_LEGACY | WQ_FREEZABLE | WQ_UNBOUND | WQ_MEM_RECLAIM, 1, name)
+
+
+def create_singlethread_workqueue(name: str) -> Workqueue | None:
+    """
+    Legacy: an ordered workqueue (the "single thread" of old kernels) with a rescuer.
+
+    .. versionadded:: 0.1
+    """
+    return alloc_ordered_workqueue("%s", _WQ_LEGACY | WQ_MEM_RECLAIM, name)
+
+
+# --- system workqueues --------------------------------------------------------------------------
+
+_SYSTEM_WQS: dict[str, tuple[str, int, int]] = {
+    "events": ("events", WQ_PERCPU, 0),
+    "events_highpri": ("events_highpri", WQ_PERCPU | WQ_HIGHPRI, 0),
+    "events_long": ("events_long", WQ_PERCPU, 0),
+    "events_unbound": ("events_unbound", WQ_UNBOUND, WQ_MAX_ACTIVE),
+    "events_freezable": ("events_freezable", WQ_PERCPU | WQ_FREEZABLE, 0),
+    "events_power_efficient": ("events_power_efficient", WQ_PERCPU | WQ_POWER_EFFICIENT, 0),
+    "events_freezable_pwr_efficient": (
+        "events_freezable_pwr_efficient",
+        WQ_PERCPU | WQ_FREEZABLE | WQ_POWER_EFFICIENT,
+        0,
+    ),
+    "events_bh": ("events_bh", WQ_BH, 0),
+    "events_bh_highpri": ("events_bh_highpri", WQ_BH | WQ_HIGHPRI, 0),
+}
+
+
+def system_workqueue(kernel: Kernel, name: str) -> Workqueue:
+    st = wq_state(kernel)
+    wq = st.system.get(name)
+    if wq is None:
+        fmt, flags, max_active = _SYSTEM_WQS[name]
+        token = _current.set(kernel.cpus[0].swapper)
+        try:
+            made = alloc_workqueue(fmt, flags, max_active)
+        finally:
+            _current.reset(token)
+        assert made is not None
+        st.system[name] = wq = made
+    return wq
+
+
+def _system_ref(name: str) -> Workqueue:
+    wq = Workqueue()
+    wq._sysname = name
+    return wq
+
+
+system_wq = _system_ref("events")
+system_percpu_wq = system_wq
+system_highpri_wq = _system_ref("events_highpri")
+system_long_wq = _system_ref("events_long")
+system_unbound_wq = _system_ref("events_unbound")
+system_dfl_wq = system_unbound_wq
+system_freezable_wq = _system_ref("events_freezable")
+system_power_efficient_wq = _system_ref("events_power_efficient")
+system_freezable_power_efficient_wq = _system_ref("events_freezable_pwr_efficient")
+system_bh_wq = _system_ref("events_bh")
+system_bh_highpri_wq = _system_ref("events_bh_highpri")
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers
+# ---------------------------------------------------------------------------------------------
+
+
+def create_worker(pool: WorkerPool) -> Worker:
+    """``create_worker``: a new idle worker task in *pool*."""
+    kernel = pool.kernel
+    wid = 0
+    while wid in pool.used_ids:
+        wid += 1
+    pool.used_ids.add(wid)
+    if pool.unbound:
+        comm = f"kworker/u{pool.id}:{wid}"
+        cpu = 0
+    else:
+        comm = f"kworker/{pool.cpu}:{wid}{'H' if pool.highpri else ''}"
+        cpu = pool.cpu or 0
+    task = KWorkerTask(kernel, comm, kernel._alloc_pid(), cpu, kthread=True)
+    worker = Worker(pool, wid, task)
+    task.worker = worker
+    pool.workers.append(worker)
+    pool.idle.append(worker)
+    worker.last_active = kernel.uptime()
+    if pool.unbound:
+        kernel._spawn(worker_thread, worker, name=comm)
+    else:
+        tg = kernel.cpus[cpu].task_group
+        tg.start_soon(worker_thread, worker, name=comm)
+    return worker
+
+
+def _wake_worker(worker: Worker) -> None:
+    ev = worker.event
+    if ev is not None:
+        worker.event = None
+        worker.task.state = TASK_RUNNING
+        ev.set()
+
+
+def kick_pool(pool: WorkerPool) -> bool:
+    """Wake an idle worker if the pool has work and (per-CPU pools) nothing is running."""
+    if pool.worklist and (pool.unbound or not pool.nr_running) and pool.idle:
+        worker = pool.idle.pop()
+        worker.is_idle = False
+        _wake_worker(worker)
+        return True
+    return False
+
+
+async def worker_thread(worker: Worker) -> None:
+    """The kworker loop: idle until kicked, then run items while the pool lets it."""
+    pool = worker.pool
+    task = worker.task
+    kernel = pool.kernel
+    _current.set(task)
+    worker.started = True
+    try:
+        while True:
+            if worker.is_idle:
+                ev = anyio.Event()
+                worker.event = ev
+                task.state = TASK_INTERRUPTIBLE
+                await ev.wait()
+                task.state = TASK_RUNNING
+                if worker.die:
+                    return
+                continue
+            # kicked: the waker took us off the idle list
+            if not pool.worklist or (not pool.unbound and pool.nr_running):
+                _enter_idle(worker)
+                continue
+            if not pool.idle:
+                create_worker(pool)  # keep one idle worker in reserve
+            if not pool.unbound:
+                pool.nr_running += 1
+                worker.counted = True
+            try:
+                while pool.worklist:
+                    work = pool.worklist.popleft()
+                    pool.watchdog_ts = kernel.get_jiffies()
+                    other = pool.busy.get(work)
+                    if other is not None:
+                        other.scheduled.append(work)  # runs right after, in that worker
+                        continue
+                    await process_one_work(worker, work)
+                    while worker.scheduled:
+                        await process_one_work(worker, worker.scheduled.popleft())
+                    if not pool.unbound and pool.nr_running > 1:
+                        break  # keep_working(): only while we are the only one running
+            finally:
+                if worker.counted:
+                    pool.nr_running -= 1
+                    worker.counted = False
+            _enter_idle(worker)
+            kick_pool(pool)
+    finally:
+        if worker in pool.workers:
+            pool.workers.remove(worker)
+        if worker.is_idle and worker in pool.idle:
+            pool.idle.remove(worker)
+        pool.used_ids.discard(worker.id)
+
+
+def _enter_idle(worker: Worker) -> None:
+    pool = worker.pool
+    worker.is_idle = True
+    worker.last_active = pool.kernel.uptime()
+    pool.idle.append(worker)
+    if _too_many_workers(pool):
+        _arm_idle_timer(pool)
+
+
+def _too_many_workers(pool: WorkerPool) -> bool:
+    nr_idle = len(pool.idle)
+    nr_busy = len(pool.workers) - nr_idle
+    return nr_idle > 2 and (nr_idle - 2) * MAX_IDLE_WORKERS_RATIO >= nr_busy
+
+
+def _arm_idle_timer(pool: WorkerPool) -> None:
+    kernel = pool.kernel
+    timer = pool.idle_timer
+    if timer is None:
+        timer = pool.idle_timer = _PoolTimer(pool)
+    if timer._bucket is not None:
+        return
+    oldest = pool.idle[0].last_active
+    expires = kernel.get_jiffies() + max(
+        1, int((oldest + IDLE_WORKER_TIMEOUT_S - kernel.uptime()) * kernel.hz) + 1
+    )
+    _enqueue(kernel.cpus[pool.cpu or 0].std_base, timer, expires, kernel.get_jiffies())
+
+
+class _PoolTimer(TimerList):
+    __slots__ = ("pool",)
+    _kdefer_internal = True  # the kernel's own timer: not named at shutdown, not "busy"
+
+    def __init__(self, pool: WorkerPool) -> None:
+        super().__init__(_idle_cull, 0)
+        self.pool = pool
+
+
+def _idle_cull(timer: _PoolTimer) -> None:
+    """``idle_cull_fn``: retire idle workers that have been idle for IDLE_WORKER_TIMEOUT."""
+    pool = timer.pool
+    now = pool.kernel.uptime()
+    while _too_many_workers(pool):
+        worker = pool.idle[0]  # the one idle the longest
+        if now - worker.last_active < IDLE_WORKER_TIMEOUT_S:
+            _arm_idle_timer(pool)
+            return
+        pool.idle.pop(0)
+        worker.is_idle = False
+        pool.workers.remove(worker)
+        worker.die = True
+        _wake_worker(worker)
+
+
+# ---------------------------------------------------------------------------------------------
+# Executing one item
+# ---------------------------------------------------------------------------------------------
+
+
+class _Drive:
+    """Await a work function's coroutine, noting every suspension as the worker sleeping."""
+
+    __slots__ = ("coro", "worker")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], worker: Worker) -> None:
+        self.coro = coro
+        self.worker = worker
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro = self.coro
+        worker = self.worker
+        pool = worker.pool
+        send: Any = None
+        throw: BaseException | None = None
+        while True:
+            t0 = time.perf_counter()
+            try:
+                if throw is None:
+                    yielded = coro.send(send)
+                else:
+                    exc, throw = throw, None
+                    yielded = coro.throw(exc)
+            except StopIteration as stop:
+                _account_run(worker, time.perf_counter() - t0)
+                return stop.value
+            _account_run(worker, time.perf_counter() - t0)
+            if _is_resched(yielded):
+                # a bare checkpoint (cond_resched()): the worker stays runnable
+                sleeping = False
+            else:
+                worker.ran = 0.0  # wq_worker_running() after the sleep restarts the clock
+                sleeping = worker.counted and not worker.cpu_intensive
+            if sleeping:
+                # wq_worker_sleeping(): a running worker blocks; let another one start
+                worker.asleep = True
+                pool.nr_running -= 1
+                if pool.worklist and not pool.nr_running and kick_pool(pool):
+                    pwq = worker.current_pwq
+                    if pwq is not None:
+                        pwq.wq._stats.cm_wakeup += 1
+            try:
+                send = yield yielded
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                throw = exc
+                send = None
+            finally:
+                if worker.asleep:
+                    worker.asleep = False
+                    pool.nr_running += 1
+
+
+_RESCHED_TRAPS: tuple[object, ...] | None = None
+
+
+def _is_resched(yielded: object) -> bool:
+    """Whether a work function's coroutine yielded a plain reschedule, not a sleep.
+
+    asyncio's ``sleep(0)`` (anyio's checkpoint) yields ``None``; trio's checkpoint yields its
+    ``CancelShieldedCheckpoint`` trap. Everything else waits for something: a sleep.
+    """
+    global _RESCHED_TRAPS
+    if yielded is None:
+        return True
+    traps = _RESCHED_TRAPS
+    if traps is None:
+        mod = sys.modules.get("trio._core._traps")
+        if mod is None:
+            return False
+        traps = _RESCHED_TRAPS = (mod.CancelShieldedCheckpoint,)
+    return any(yielded is trap for trap in traps)
+
+
+def _account_run(worker: Worker, seconds: float) -> None:
+    pwq = worker.current_pwq
+    if pwq is None:
+        return
+    pwq.wq._stats.cpu_time += seconds
+    worker.ran += seconds
+    if (
+        worker.ran * 1_000_000 >= CPU_INTENSIVE_THRESH_US
+        and not worker.cpu_intensive
+        and not (worker.pool.unbound or worker.pool.bh)
+    ):
+        # wq_worker_tick(): ran too long without sleeping; flag it CPU-intensive
+        worker.cpu_intensive = True
+        if worker.counted:
+            worker.pool.nr_running -= 1
+        pwq.wq._stats.cpu_intensive += 1
+        _report_hog(worker.pool.kernel, worker.current_func)
+        kick_pool(worker.pool)
+
+
+def _report_hog(kernel: Kernel, func: object) -> None:
+    st = wq_state(kernel)
+    cnt = st.hog_counts.get(func, 0) + 1
+    st.hog_counts[func] = cnt
+    over = cnt + 1 - CPU_INTENSIVE_WARNING_THRESH
+    if cnt >= CPU_INTENSIVE_WARNING_THRESH and over & (over - 1) == 0:
+        log_text(
+            kernel,
+            4,
+            f"workqueue: {symbol_name(func)} hogged CPU for "
+            f">{CPU_INTENSIVE_THRESH_US}us {cnt} times, consider switching to WQ_UNBOUND",
+        )
+
+
+async def process_one_work(worker: Worker, work: Work) -> None:
+    """Run one item in *worker*: the kernel's ``process_one_work``."""
+    pool = worker.pool
+    kernel = pool.kernel
+    task = worker.task
+    pwq = work._pwq
+    assert pwq is not None
+    wq = pwq.wq
+    func = work.func
+    pool.busy[work] = worker
+    worker.current_work = work
+    worker.current_func = func
+    worker.current_pwq = pwq
+    seq = work._seq
+    barriers = work._barriers
+    work._barriers = None
+    if barriers:
+        worker.barriers.extend(barriers)
+    work._pending = False  # may now be queued again, or freed, by its own function
+    work._pwq = None
+    work._pool = pool
+    if pool.unbound:
+        task.cpu = work._queue_cpu
+    wq._stats.started += 1
+    worker.ran = 0.0
+    if wq._flags & WQ_CPU_INTENSIVE and worker.counted:
+        worker.cpu_intensive = True
+        pool.nr_running -= 1
+    kick_pool(pool)
+    prev = task.preempt_count
+    try:
+        if func is not None:
+            t0 = time.perf_counter()
+            result = func(work)
+            if inspect.iscoroutine(result):
+                await _Drive(result, worker)
+            else:
+                _account_run(worker, time.perf_counter() - t0)
+                if inspect.isawaitable(result):
+                    await result
+    except KernelPanic:
+        raise
+    except Exception as exc:
+        record_oops(task, exc, f"work function {symbol_name(func)} (workqueue {wq._name})")
+        kernel._after_oops(exc)
+    finally:
+        if task.preempt_count != prev:
+            log_text(
+                kernel,
+                3,
+                f"BUG: workqueue leaked atomic, lock or RCU: {task.comm}[{task.pid}]\n"
+                f"     preempt=0x{task.preempt_count:08x} lock=0->0 RCU=0->0 "
+                f"workfn={symbol_name(func)}",
+            )
+            task.preempt_count = prev
+        if worker.cpu_intensive:
+            worker.cpu_intensive = False
+            if worker.counted:
+                pool.nr_running += 1
+        if pool.busy.get(work) is worker:
+            del pool.busy[work]
+        worker.current_work = None
+        worker.current_func = None
+        worker.current_pwq = None
+        wq._stats.completed += 1
+        if worker.barriers:
+            done, worker.barriers = worker.barriers, []
+            complete_barriers(kernel, done)
+        pwq_dec_nr_in_flight(pwq, seq, active=True)
+        if not worker.scheduled:
+            await anyio.lowlevel.checkpoint()  # cond_resched()
+
+
+def pwq_dec_nr_in_flight(pwq: PoolWorkqueue, seq: int, *, active: bool) -> None:
+    """An instance finished (or was stolen): free its slot, activate the next, wake flushers."""
+    wq = pwq.wq
+    if active and not pwq.pool.bh:
+        pwq.nr_active -= 1
+        _activate_inactive(pwq)
+    in_flight = wq._in_flight
+    if in_flight:
+        first = next(iter(in_flight))
+        in_flight.pop(seq, None)
+        if first == seq and wq._kernel is not None:
+            wake_up_var(wq._kernel, wq)
+    if wq._frozen and wq._kernel is not None:
+        wake_up_var(wq._kernel, wq._kernel)  # the freezer waits for active items
+
+
+def _activate_inactive(pwq: PoolWorkqueue) -> None:
+    limit = pwq.max_active()
+    pool = pwq.pool
+    woke = False
+    while pwq.inactive and pwq.nr_active < limit:
+        work = pwq.inactive.popleft()
+        work._inactive = False
+        pwq.nr_active += 1
+        pool.worklist.append(work)
+        woke = True
+    if woke:
+        kick_pool(pool)
+
+
+# ---------------------------------------------------------------------------------------------
+# BH pools: run from the TASKLET / HI softirqs, before the tasklets
+# ---------------------------------------------------------------------------------------------
+
+
+def bh_pools_action(cpu: CPU, highpri: bool) -> None:
+    """``workqueue_softirq_action``: run this CPU's BH items (up to 10 per activation)."""
+    kernel = cpu.kernel
+    st: _WQState = kernel._wq_state  # type: ignore[attr-defined]
+    pool = st.bh_pools[cpu.nr][highpri]
+    if pool is None or not pool.worklist:
+        return
+    task = _cur()
+    restarts = BH_WORKER_RESTARTS
+    end = kernel.get_jiffies() + kernel.max_softirq_time
+    nr = HI_SOFTIRQ if highpri else TASKLET_SOFTIRQ
+    while pool.worklist:
+        work = pool.worklist.popleft()
+        pwq = work._pwq
+        assert pwq is not None
+        wq = pwq.wq
+        func = work.func
+        seq = work._seq
+        barriers = work._barriers
+        work._barriers = None
+        work._pending = False
+        work._pwq = None
+        work._pool = pool
+        pool.busy[work] = _BH_WORKER
+        wq._stats.started += 1
+        prev = task.preempt_count
+        try:
+            assert func is not None
+            result = func(work)
+        except Exception as exc:
+            del pool.busy[work]
+            panic_in_interrupt(task, exc, f"BH work {symbol_name(func)}")
+            raise
+        del pool.busy[work]
+        cpu.progress += 1
+        if result is not None:
+            run_atomic_result(task, result, func)
+        if task.preempt_count != prev:
+            task.preempt_count = prev
+        wq._stats.completed += 1
+        if barriers:
+            complete_barriers(kernel, barriers)
+        pwq_dec_nr_in_flight(pwq, seq, active=False)
+        restarts -= 1
+        if pool.worklist and (not restarts or kernel.get_jiffies() >= end):
+            cpu.pending |= 1 << nr
+            break
+
+
+_BH_WORKER: Any = object()
+
+
+# ---------------------------------------------------------------------------------------------
+# Queueing
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_chained(task: TaskStruct, wq: Workqueue) -> bool:
+    if isinstance(task, KWorkerTask):
+        pwq = task.worker.current_pwq
+        return pwq is not None and pwq.wq is wq
+    return bool(task.preempt_count & SOFTIRQ_OFFSET and wq._flags & WQ_BH)
+
+
+def _queue_now(task: TaskStruct, cpu: int, wq: Workqueue, work: Work) -> None:
+    """Put a PENDING *work* on *wq* for *cpu* (``__queue_work``)."""
+    if (wq._draining or wq._destroyed) and (wq._destroyed or not _is_chained(task, wq)):
+        warn_once(
+            ("cannot queue", id(wq), work.func),
+            "workqueue: cannot queue %ps on wq %s\n",
+            work.func,
+            wq._name,
+        )
+        work._pending = False
+        return
+    if cpu == WORK_CPU_UNBOUND:
+        cpu = task.cpu
+    pwq = wq.pwq_for(cpu)
+    pool = pwq.pool
+    last = work._pool
+    if last is not None and last is not pool and not pool.bh:
+        running = last.busy.get(work)
+        if running is not None and running is not _BH_WORKER:
+            cur = running.current_pwq
+            if cur is not None and cur.wq is wq:
+                pwq = cur
+                pool = last
+    work._pwq = pwq
+    work._queue_cpu = cpu
+    seq = wq._seq + 1
+    wq._seq = seq
+    work._seq = seq
+    wq._in_flight[seq] = None
+    if pool.bh:
+        pool.worklist.append(work)
+        target = pool.kernel.cpus[pool.cpu or 0]
+        target.pending |= 1 << (HI_SOFTIRQ if pool.highpri else TASKLET_SOFTIRQ)
+        if target.nr != task.cpu or not task.preempt_count & IRQ_MASK:
+            wakeup_softirqd(target)
+        return
+    if not pwq.inactive and pwq.nr_active < pwq.max_active():
+        pwq.nr_active += 1
+        if not pool.worklist:
+            pool.watchdog_ts = pool.kernel.get_jiffies()
+        pool.worklist.append(work)
+        if pool.idle and (pool.unbound or not pool.nr_running):
+            kick_pool(pool)
+    else:
+        work._inactive = True
+        pwq.inactive.append(work)
+
+
+def _queue_checks(wq: Workqueue, work: Work) -> None:
+    if wq._flags & WQ_BH and is_async_func(work.func):
+        raise TypeError(
+            f"{wq._name} is a BH workqueue: its items run in softirq context and must be plain "
+            f"functions, but {symbol_name(work.func)} is `async def` (use a normal workqueue "
+            "for work that sleeps)"
+        )
+
+
+def queue_work_on(cpu: int, wq: Workqueue, work: Work) -> bool:
+    """
+    Queue *work* on *wq* for CPU *cpu* (``WORK_CPU_UNBOUND``: the local CPU).
+
+    A work item running elsewhere is queued where it runs (non-reentrancy).
+
+    Returns:
+        ``False`` if *work* was already pending or is disabled, ``True`` otherwise.
+
+    Raises:
+        ValueError: *cpu* out of range; *work* never initialised.
+        TypeError: an ``async def`` function queued on a BH workqueue.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    wq = _resolve(wq)
+    _check_work(work)
+    if cpu != WORK_CPU_UNBOUND:
+        task.kernel._check_cpu(cpu)
+    if work._pending or work._disable:
+        return False
+    _queue_checks(wq, work)
+    work._pending = True
+    _queue_now(task, cpu, wq, work)
+    return True
+
+
+def queue_work(wq: Workqueue, work: Work) -> bool:
+    """
+    Queue *work* on *wq* on the local CPU.
+
+    Returns:
+        ``False`` if *work* was already pending (or is disabled), ``True`` otherwise.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    if not isinstance(wq, Workqueue):
+        raise TypeError(f"expected a Workqueue, not {type(wq).__name__}")
+    if wq._sysname is not None:
+        wq = system_workqueue(task.kernel, wq._sysname)
+    if not isinstance(work, Work) or work.func is None:
+        _check_work(work)
+    if work._pending or work._disable:
+        return False
+    if wq._flags & WQ_BH:
+        _queue_checks(wq, work)
+    work._pending = True
+    _queue_now(task, WORK_CPU_UNBOUND, wq, work)
+    return True
+
+
+def enable_and_queue_work(wq: Workqueue, work: Work) -> bool:
+    """
+    :func:`enable_work`; if that brought the disable depth to 0, queue *work*.
+
+    Returns:
+        ``True`` iff the depth reached 0 (and the work was queued).
+
+    .. versionadded:: 0.1
+    """
+    from ._flush import enable_work
+
+    if enable_work(work):
+        queue_work(wq, work)
+        return True
+    return False
+
+
+def schedule_work(work: Work) -> bool:
+    """
+    Queue *work* on the system per-CPU workqueue (``events``).
+
+    .. versionadded:: 0.1
+    """
+    return queue_work(system_percpu_wq, work)
+
+
+def schedule_work_on(cpu: int, work: Work) -> bool:
+    """
+    Queue *work* on the system per-CPU workqueue for CPU *cpu*.
+
+    .. versionadded:: 0.1
+    """
+    return queue_work_on(cpu, system_percpu_wq, work)
+
+
+# --- delayed work ---------------------------------------------------------------------------------
+
+
+def delayed_work_timer_fn(timer: TimerList) -> None:
+    """The delayed-work timer: queue the item on its workqueue, in softirq context."""
+    dwork: DelayedWork = timer.dwork  # type: ignore[attr-defined]
+    wq = dwork.wq
+    assert wq is not None
+    _queue_now(_cur(), dwork.cpu, wq, dwork.work)
+
+
+def _queue_delayed(
+    task: TaskStruct, cpu: int, wq: Workqueue, dwork: DelayedWork, delay: int
+) -> None:
+    work = dwork.work
+    if not delay:
+        _queue_now(task, cpu, wq, work)
+        return
+    dwork.wq = wq
+    dwork.cpu = cpu
+    kernel = task.kernel
+    timer = dwork.timer
+    target = kernel.cpus[task.cpu if cpu == WORK_CPU_UNBOUND else cpu]
+    base = target.def_base if timer.flags & TIMER_DEFERRABLE else target.std_base
+    now = kernel.get_jiffies()
+    _enqueue(base, timer, now + delay, now)
+
+
+def queue_delayed_work_on(cpu: int, wq: Workqueue, dwork: DelayedWork, delay: int) -> bool:
+    """
+    Queue *dwork* on *wq* for CPU *cpu* after *delay* jiffies (0: at once, no timer).
+
+    Returns:
+        ``False`` if it was already pending (the armed timer is left alone) or is disabled.
+
+    Raises:
+        TypeError: *delay* is not an int. ValueError: negative *delay*, bad *cpu*.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    wq = _resolve(wq)
+    _check_dwork(dwork)
+    delay = _check_delay(delay)
+    if cpu != WORK_CPU_UNBOUND:
+        task.kernel._check_cpu(cpu)
+    work = dwork.work
+    if work._pending or work._disable:
+        return False
+    _queue_checks(wq, work)
+    work._pending = True
+    _queue_delayed(task, cpu, wq, dwork, delay)
+    return True
+
+
+def queue_delayed_work(wq: Workqueue, dwork: DelayedWork, delay: int) -> bool:
+    """
+    Queue *dwork* on *wq* after *delay* jiffies, on the CPU its timer fires on.
+
+    .. versionadded:: 0.1
+    """
+    return queue_delayed_work_on(WORK_CPU_UNBOUND, wq, dwork, delay)
+
+
+def mod_delayed_work_on(cpu: int, wq: Workqueue, dwork: DelayedWork, delay: int) -> bool:
+    """
+    (Re)arm *dwork* for *delay* jiffies from now, whatever its state: the debounce primitive.
+
+    Shortening and lengthening both work; a *delay* of 0 queues it at once. A disabled item is
+    only cancelled.
+
+    Returns:
+        ``True`` if it was pending (armed or queued) and got modified; ``False`` if it was idle
+        and is now queued.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    from ._flush import grab_pending
+
+    task = _cur()
+    wq = _resolve(wq)
+    _check_dwork(dwork)
+    delay = _check_delay(delay)
+    if cpu != WORK_CPU_UNBOUND:
+        task.kernel._check_cpu(cpu)
+    work = dwork.work
+    _queue_checks(wq, work)
+    ret = grab_pending(work)
+    if work._disable:
+        return ret
+    work._pending = True
+    _queue_delayed(task, cpu, wq, dwork, delay)
+    return ret
+
+
+def mod_delayed_work(wq: Workqueue, dwork: DelayedWork, delay: int) -> bool:
+    """
+    :func:`mod_delayed_work_on` for the local CPU.
+
+    .. versionadded:: 0.1
+    """
+    return mod_delayed_work_on(WORK_CPU_UNBOUND, wq, dwork, delay)
+
+
+def schedule_delayed_work(dwork: DelayedWork, delay: int) -> bool:
+    """
+    Queue *dwork* on the system per-CPU workqueue after *delay* jiffies.
+
+    .. versionadded:: 0.1
+    """
+    return queue_delayed_work(system_percpu_wq, dwork, delay)
+
+
+def schedule_delayed_work_on(cpu: int, dwork: DelayedWork, delay: int) -> bool:
+    """
+    Queue *dwork* on the system per-CPU workqueue for CPU *cpu* after *delay* jiffies.
+
+    .. versionadded:: 0.1
+    """
+    return queue_delayed_work_on(cpu, system_percpu_wq, dwork, delay)
+
+
+# --- introspection ------------------------------------------------------------------------------
+
+
+def work_pending(work: Work) -> bool:
+    """
+    True from a successful queue (or timer arm) until the function starts or it is cancelled.
+
+    .. versionadded:: 0.1
+    """
+    return bool(work._pending)
+
+
+def delayed_work_pending(dwork: DelayedWork) -> bool:
+    """
+    ``work_pending(&dwork->work)``: true during the delay and while queued.
+
+    .. versionadded:: 0.1
+    """
+    return bool(dwork.work._pending)
+
+
+def work_busy(work: Work) -> int:
+    """
+    ``WORK_BUSY_PENDING`` and/or ``WORK_BUSY_RUNNING`` (advisory).
+
+    .. versionadded:: 0.1
+    """
+    from ._work import WORK_BUSY_PENDING, WORK_BUSY_RUNNING
+
+    ret = WORK_BUSY_PENDING if work._pending else 0
+    pool = work._pool
+    if pool is not None and work in pool.busy:
+        ret |= WORK_BUSY_RUNNING
+    return ret
+
+
+def current_work() -> Work | None:
+    """
+    The work item the current kworker executes; ``None`` elsewhere (and in BH work).
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    if isinstance(task, KWorkerTask) and not task.preempt_count & SOFTIRQ_OFFSET:
+        return task.worker.current_work
+    return None
+
+
+def workqueue_congested(cpu: int, wq: Workqueue) -> bool:
+    """
+    True if *wq*'s pwq for *cpu* (``WORK_CPU_UNBOUND``: local) holds inactive items.
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    wq = _resolve(wq)
+    if cpu == WORK_CPU_UNBOUND:
+        cpu = task.cpu
+    else:
+        task.kernel._check_cpu(cpu)
+    return bool(wq.pwq_for(cpu).inactive)
+
+
+def workqueue_set_max_active(wq: Workqueue, max_active: int) -> None:
+    """
+    Change *wq*'s ``max_active`` (clamped); raising it activates parked items at once.
+    BH and ordered workqueues refuse with a WARN.
+
+    .. versionadded:: 0.1
+    """
+    wq = _resolve(wq)
+    if isinstance(max_active, bool) or not isinstance(max_active, int):
+        raise TypeError("max_active must be an int")
+    if wq._flags & (WQ_BH | _WQ_ORDERED):
+        warn()
+        return
+    if not 1 <= max_active <= WQ_MAX_ACTIVE:
+        log_text(
+            _cur().kernel,
+            4,
+            f"workqueue: max_active {max_active} requested for "
+            f"{wq._name} is out of range, clamping between 1 and {WQ_MAX_ACTIVE}",
+        )
+        max_active = min(max(max_active, 1), WQ_MAX_ACTIVE)
+    wq._max_active = max_active
+    for pwq in wq._pwqs:
+        if pwq is not None:
+            _activate_inactive(pwq)
+
+
+# --- rescuer ----------------------------------------------------------------------------------
+
+
+def _start_rescuer(wq: Workqueue) -> None:
+    from ._kthread import kthread_create
+    from ._sched import wake_up_process
+
+    async def rescuer_thread(_data: object) -> int:
+        from ._kthread import kthread_should_stop
+        from ._sched import schedule, set_current_state
+
+        while not kthread_should_stop():
+            set_current_state(TASK_INTERRUPTIBLE)
+            if kthread_should_stop():
+                break
+            await schedule()
+        return 0
+
+    task = kthread_create(rescuer_thread, None, "kworker/R-%s", wq._name)
+    wq._rescuer = task
+    wake_up_process(task)

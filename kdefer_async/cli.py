@@ -1,0 +1,247 @@
+"""The command line: ``python -m kdefer_async`` (also installed as ``kdefer-async``).
+
+``run MODULE.py [MODULE.py ...]`` boots a kernel, loads the modules (``insmod``), waits until
+they are quiet (or ``--for`` seconds, or Ctrl+C), unloads them (``rmmod``) and shuts down,
+streaming the kernel log live; then it prints /proc/softirqs, /proc/interrupts and the
+workqueue statistics. ``demo`` runs the three example modules ported from the seed notes, in
+virtual time. Ctrl+C delivers SIGINT to the tasks sleeping interruptibly (as a module's
+``wait_event_interruptible`` expects); a second Ctrl+C stops the kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+import anyio.abc
+
+from ._consts import SIGINT, TASK_INTERRUPTIBLE
+from ._exceptions import KernelPanic, ModuleLoadError
+from ._kernel import Kernel
+
+__all__ = ["main", "run_as_script"]
+
+_COLOURS = {0: "1;31", 1: "1;31", 2: "1;31", 3: "31", 4: "33", 5: "1", 6: "", 7: "2"}
+EXAMPLES = ("tasklet_module.py", "global_workqueue_module.py", "dedicated_workqueue_module.py")
+
+
+def _examples_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "examples", here.parent / "examples"):
+        if (candidate / EXAMPLES[0]).is_file():
+            return candidate
+    raise FileNotFoundError("the example modules were not found next to the package")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kdefer-async",
+        description="Run Python kernel modules on a simulated Linux kernel (softirqs, tasklets, "
+        "timers, workqueues) and show their dmesg.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser, *, virtual_default: bool) -> None:
+        sp.add_argument("--cpus", type=int, default=4, metavar="N", help="CPUs (default 4)")
+        sp.add_argument("--hz", type=int, default=250, metavar="N", help="CONFIG_HZ (default 250)")
+        sp.add_argument(
+            "--backend",
+            choices=("asyncio", "trio"),
+            default="asyncio",
+            help="event loop (default asyncio)",
+        )
+        if virtual_default:
+            sp.add_argument(
+                "--real-time",
+                dest="virtual_time",
+                action="store_false",
+                help="run on the wall clock instead of virtual time",
+            )
+        else:
+            sp.add_argument(
+                "--virtual-time",
+                action="store_true",
+                help="run on a virtual clock: sleeps and timers take no wall time",
+            )
+        sp.add_argument(
+            "--for",
+            dest="duration",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="keep the modules loaded this long instead of until quiet",
+        )
+        sp.add_argument("--no-color", action="store_true", help="never colour the log")
+        sp.add_argument(
+            "--quiet-stats",
+            action="store_true",
+            help="do not print /proc/softirqs, /proc/interrupts and wq statistics",
+        )
+
+    run = sub.add_parser("run", help="load modules, wait until quiet, unload, show the log")
+    run.add_argument("modules", nargs="+", metavar="MODULE.py", help="module files to insmod")
+    common(run, virtual_default=False)
+    demo = sub.add_parser("demo", help="run the three seed examples in virtual time")
+    common(demo, virtual_default=True)
+    return p
+
+
+class _Console:
+    def __init__(self, out: TextIO, colour: bool) -> None:
+        self.out = out
+        self.colour = colour
+
+    def __call__(self, line: str, level: int) -> None:
+        code = _COLOURS.get(level, "")
+        if self.colour and code:
+            line = f"\x1b[{code}m{line}\x1b[0m"
+        print(line, file=self.out, flush=True)
+
+
+def _busy(kernel: Kernel) -> bool:
+    """Anything left to do: softirqs, scheduled tasklets, queued work, sleeping timers."""
+    for cpu in kernel.cpus:
+        if cpu.pending or cpu.tasklet_vec or cpu.tasklet_hi_vec:
+            return True
+        for base in (cpu.std_base, cpu.def_base):
+            for bucket in base.buckets.values():
+                for timer in bucket:
+                    if timer is not kernel._hung_timer and not getattr(
+                        timer, "_kdefer_internal", False
+                    ):
+                        return True
+    st: Any = getattr(kernel, "_wq_state", None)
+    return bool(st is not None and any(wq._in_flight for wq in st.workqueues))
+
+
+async def _wait_quiet(kernel: Kernel) -> None:
+    from ._sched import msleep
+    from .testing import settle
+
+    while True:
+        await settle()
+        if not _busy(kernel):
+            return
+        await msleep(10)
+
+
+async def _deliver_sigint(kernel: Kernel, tg: anyio.abc.TaskGroup) -> None:
+    from ._sched import send_sig
+
+    with anyio.open_signal_receiver(signal.SIGINT) as signals:
+        count = 0
+        async for _ in signals:
+            count += 1
+            if count > 1:
+                tg.cancel_scope.cancel()
+                return
+            print("^C: sending SIGINT to interruptible sleepers", file=sys.stderr)
+            for task in list(kernel._tasks.values()):
+                if not task.is_kthread and task.state & TASK_INTERRUPTIBLE:
+                    send_sig(SIGINT, task, 0)
+
+
+async def _session(paths: Sequence[str], duration: float | None) -> int:
+    from ._context import current_kernel
+    from .testing import settle
+
+    kernel = current_kernel()
+    loaded: list[str] = []
+    status = 0
+    async with anyio.create_task_group() as tg:
+        if hasattr(signal, "SIGINT") and os.name != "nt":
+            try:
+                tg.start_soon(_deliver_sigint, kernel, tg)
+            except NotImplementedError:  # pragma: no cover - platform without signal support
+                pass
+        try:
+            for path in paths:
+                try:
+                    await kernel.insmod(path)
+                except ModuleLoadError as exc:
+                    print(
+                        f"kdefer-async: could not insert module {path}: {exc.strerror}",
+                        file=sys.stderr,
+                    )
+                    status = 1
+                    break
+                loaded.append(Path(path).stem)
+                await settle()  # the shell runs the next command a moment later
+            if status == 0:
+                if duration is not None:
+                    await anyio.sleep(duration)
+                else:
+                    await _wait_quiet(kernel)
+            for name in reversed(loaded):
+                await kernel.rmmod(name)
+        finally:
+            tg.cancel_scope.cancel()
+    return status
+
+
+def _run(args: argparse.Namespace, paths: Sequence[str]) -> int:
+    for path in paths:
+        if not Path(path).is_file():
+            print(f"kdefer-async: {path}: no such module file", file=sys.stderr)
+            return 2
+    colour = sys.stdout.isatty() and not args.no_color and "NO_COLOR" not in os.environ
+    console = _Console(sys.stdout, colour)
+    holder: dict[str, Kernel] = {}
+
+    async def boot() -> int:
+        async with Kernel(args.cpus, args.hz, console=console) as kernel:
+            holder["k"] = kernel
+            return await _session(paths, args.duration)
+
+    options: dict[str, Any] = {}
+    if args.virtual_time:
+        from ._vtime import backend_params
+
+        options = backend_params(f"{args.backend}+virtual")[1]
+    try:
+        status = anyio.run(boot, backend=args.backend, backend_options=options)
+    except KernelPanic as exc:
+        print(f"kdefer-async: kernel panic: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+    kernel = holder.get("k")
+    if kernel is not None and not args.quiet_stats:
+        print("\n$ cat /proc/softirqs")
+        print(kernel.proc_softirqs(), end="")
+        print("\n$ cat /proc/interrupts")
+        print(kernel.proc_interrupts(), end="")
+        stats = getattr(kernel, "wq_stats_text", None)
+        if stats is not None:
+            print("\n$ wq_monitor.py")
+            print(stats(), end="")
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m kdefer_async``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        try:
+            d = _examples_dir()
+        except FileNotFoundError as exc:
+            print(f"kdefer-async: {exc}", file=sys.stderr)
+            return 2
+        return _run(args, [str(d / name) for name in EXAMPLES])
+    return _run(args, args.modules)
+
+
+def run_as_script(name: str) -> None:
+    """Run the module file *name* (a module's ``__name__``) under ``run``, then exit."""
+    module = sys.modules[name]
+    path = getattr(module, "__file__", None)
+    if path is None:
+        raise RuntimeError(f"{name} has no file to load as a module")
+    argv = ["run", path, *sys.argv[1:]]
+    raise SystemExit(main(argv))
