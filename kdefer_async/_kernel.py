@@ -31,6 +31,7 @@ from ._consts import (
     EFAULT,
     ENOENT,
     HARDIRQ_MASK,
+    HARDIRQ_OFFSET,
     HI_SOFTIRQ,
     MAX_SOFTIRQ_TIME_MS,
     NR_SOFTIRQS,
@@ -424,6 +425,45 @@ class Kernel:
         .. versionadded:: 0.1
         """
         do_irq(self, irq, cpu)
+
+    def raise_nmi(self, handler: Callable[[], object], cpu: int | None = None) -> None:
+        """
+        Simulate a non-maskable interrupt on CPU *cpu*: ``handler()`` runs in NMI context
+        (``in_nmi()`` and ``in_hardirq()`` true, ``NMI_OFFSET + HARDIRQ_OFFSET`` added), even
+        with local interrupts disabled; no softirqs run on its exit.
+
+        Raises:
+            TypeError: *handler* is not callable or is ``async def``.
+            KernelPanic: *handler* raised.
+
+        .. versionadded:: 0.1
+        """
+        from ._consts import NMI_OFFSET
+        from ._softirq import check_atomic_callable, panic_in_interrupt, run_atomic_result
+
+        check_atomic_callable(handler, "an NMI handler")
+        self._check_alive()
+        cur = _current.get()
+        if cur is not None and cur.kernel is not self:
+            cur = None
+        nr = (cur.cpu if cur is not None else 0) if cpu is None else self._check_cpu(cpu)
+        target = self.cpus[nr]
+        task = cur if cur is not None and cur.cpu == nr else (target.curr or target.swapper)
+        token = _current.set(task)
+        task.preempt_count += NMI_OFFSET + HARDIRQ_OFFSET
+        try:
+            try:
+                result = handler()
+            except KernelPanic:
+                raise
+            except Exception as exc:
+                panic_in_interrupt(task, exc, "NMI handler")
+                raise
+            if result is not None:
+                run_atomic_result(task, result, handler)
+        finally:
+            task.preempt_count -= NMI_OFFSET + HARDIRQ_OFFSET
+            _current.reset(token)
 
     def tick_irq_enter(self, cpu: CPU) -> None:
         """An interrupt wakes the CPU: raise TIMER_SOFTIRQ if a timer (even deferrable) is due."""

@@ -1,7 +1,7 @@
 """Execution contexts: the preempt_count predicates and the kernel's context-bug reports.
 
-Covers kernel-semantics §6.1 (CTX-01..CTX-12). Not covered here: CTX-05 (NMIs are not modelled:
-there is no way to enter NMI context) and CTX-13 (a workqueue behaviour, tested with workqueues).
+Covers kernel-semantics §6.1 (CTX-01..CTX-12, CTX-05 through ``Kernel.raise_nmi``). Not covered
+here: CTX-13 (a workqueue behaviour, tested with workqueues).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from kdefer_async import (
     in_atomic,
     in_hardirq,
     in_interrupt,
+    in_nmi,
     in_serving_softirq,
     in_softirq,
     in_task,
@@ -698,3 +699,39 @@ class TestNoKernel:
         """msleep() with no kernel raises NoKernelError at call time, naming the function."""
         with pytest.raises(NoKernelError, match=r"msleep\(\) needs a running kdefer_async Kernel"):
             kdefer_async.msleep(1)
+
+
+class TestNmi:
+    async def test_nmi_context(self) -> None:
+        """CTX-05: a simulated NMI is in_nmi() and in_hardirq(), count >= 0x110000, even with
+        local interrupts off; no softirqs run on its exit."""
+        seen: list[tuple[bool, bool, bool, int]] = []
+
+        def nmi() -> None:
+            seen.append((in_nmi(), in_hardirq(), in_interrupt(), preempt_count()))
+            raise_softirq(NET_RX_SOFTIRQ)
+
+        ran: list[str] = []
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            open_softirq(NET_RX_SOFTIRQ, lambda: ran.append(current().comm))
+            flags = local_irq_save()
+            k.raise_nmi(nmi)
+            local_irq_restore(flags)
+            assert ran == []  # raised from NMI: left for ksoftirqd / the next irq exit
+            k.raise_nmi(nmi, cpu=1)
+            assert (in_nmi(), preempt_count()) == (False, 0)
+        assert seen[0][:3] == (True, True, True)
+        assert seen[0][3] >= 0x110000
+        assert seen[1][3] == 0x110000
+
+    async def test_nmi_handler_must_be_plain(self) -> None:
+        """An async def NMI handler is refused at the call, a bad CPU too."""
+
+        async def handler() -> None:
+            pass
+
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            with pytest.raises(TypeError, match="atomic"):
+                k.raise_nmi(handler)
+            with pytest.raises(ValueError, match="CPU"):
+                k.raise_nmi(lambda: None, cpu=5)

@@ -1126,3 +1126,20 @@ def test_random_operations_match_reference_model(ops: list[tuple[Any, ...]]) -> 
     (on real hardware the two CPUs race, and a nested cross-CPU schedule can go either way).
     """
     kdefer_async.run(_drive, ops, nr_cpus=2, hz=250, backend="asyncio", virtual_time=True)
+
+
+class TestBhWorkBeforeTasklets:
+    async def test_bh_work_runs_before_tasklets(self) -> None:
+        """TL-19: a BH work item and a tasklet pending in the same TASKLET softirq: the BH
+        work item runs first, even though the tasklet was scheduled first."""
+        from kdefer_async import Work, queue_work, system_bh_wq
+
+        order: list[str] = []
+        async with Kernel(nr_cpus=2, hz=250):
+            t = Tasklet(lambda t: order.append("tasklet"))
+            w = Work(lambda w: order.append("bh work"))
+            local_bh_disable()
+            tasklet_schedule(t)
+            queue_work(system_bh_wq, w)
+            local_bh_enable()
+        assert order == ["bh work", "tasklet"]
