@@ -479,10 +479,7 @@ def enable_work(work: Work) -> bool:
     .. versionadded:: 0.1
     """
     _cur()
-    if isinstance(work, DelayedWork):
-        work = work.work
-    if not isinstance(work, Work):
-        raise TypeError(f"expected a Work, not {type(work).__name__}")
+    work = _check_work_arg(work)
     if work._disable == 0:
         warn_once(("enable underflow", id(work)), "workqueue: work disable count underflowed\n")
         return True
