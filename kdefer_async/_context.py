@@ -78,6 +78,7 @@ class TaskStruct:
         "irqs_off",
         "is_kthread",
         "kernel",
+        "owner",
         "pid",
         "preempt_count",
         "should_stop",
@@ -104,6 +105,8 @@ class TaskStruct:
         self._exited = False  # A
         self._exit_code: int | None = None  # A
         self._exit_waiters: Any = None  # A
+        #: A: the event-loop task (asyncio.Task / trio Task) this kernel task is, once known
+        self.owner: object = None
 
     def __repr__(self) -> str:
         return f"<TaskStruct {self.comm}:{self.pid} cpu={self.cpu} preempt_count={self.preempt_count:#x}>"
@@ -114,6 +117,35 @@ _current: contextvars.ContextVar[TaskStruct | None] = contextvars.ContextVar(
     "kdefer_current_task", default=None
 )
 current_task_var = _current
+
+
+def own_task(task: TaskStruct) -> TaskStruct:
+    """
+    The kernel task of the running event-loop task, made on first need.
+
+    anyio tasks you start inside a kernel inherit their parent's kernel task through the
+    context; the first time one of them is about to sleep it becomes a task of its own (same
+    ``comm``, a new pid), so that two event-loop tasks never share one sleep and wake-up.
+    """
+    ident = task.kernel._task_ident()
+    owner = task.owner
+    if owner is ident:
+        return task
+    if owner is None:
+        task.owner = ident
+        return task
+    child = TaskStruct(
+        task.kernel, task.comm, task.kernel._alloc_pid(), task.cpu, kthread=task.is_kthread
+    )
+    child.owner = ident
+    child.allowed_signals = task.allowed_signals
+    _current.set(child)
+    return child
+
+
+def claim(task: TaskStruct) -> None:
+    """Record that the running event-loop task is *task* (at the start of kernel tasks)."""
+    task.owner = task.kernel._task_ident()
 
 
 def _cur() -> TaskStruct:

@@ -163,6 +163,8 @@ class Kernel:
         self._clock: Callable[[], float] = anyio.current_time  # I after boot
         #: The 64-bit jiffies counter now (a closure set at boot: it is on every hot path).
         self.get_jiffies: Callable[[], int] = self._jiffies_slow
+        #: Which event-loop task runs now (set at boot for the running backend).
+        self._task_ident: Callable[[], object] = lambda: anyio.get_current_task().id
         self._epoch = 0.0  # I after boot
         self._booted = False  # A
         self._halted = False  # A
@@ -226,6 +228,8 @@ class Kernel:
         self.softirq_vec[TIMER_SOFTIRQ] = run_timer_softirq
         self.softirq_vec[TASKLET_SOFTIRQ] = tasklet_action
         self.init_task = TaskStruct(self, "init", 1, 0, kthread=False)
+        self._task_ident = _task_identity()
+        self.init_task.owner = self._task_ident()
         self._token = _current.set(self.init_task)
         self.cpus = [CPU(self, n) for n in range(self.nr_cpus)]
         for cpu in self.cpus:
@@ -791,6 +795,22 @@ class Kernel:
             else ("running" if self._booted else "not booted")
         )
         return f"<Kernel {state} nr_cpus={self.nr_cpus} hz={self.hz}>"
+
+
+def _task_identity() -> Callable[[], object]:
+    """A cheap "which event-loop task is running" for the running backend."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return asyncio.current_task  # type: ignore[no-any-return]
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        return trio.lowlevel.current_task  # type: ignore[no-any-return]
+    return lambda: anyio.get_current_task().id
 
 
 def _jiffies_reader(

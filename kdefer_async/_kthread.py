@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 
 from ._consts import EINTR, TASK_RUNNING, TASK_UNINTERRUPTIBLE
-from ._context import TaskStruct, _cur, _current
+from ._context import TaskStruct, _cur, _current, claim
 from ._exceptions import KernelPanic
 from ._printk import format_c, record_oops, symbol_name, warn
 from ._sched import wake_up_process
@@ -86,6 +86,7 @@ def kthread_run(threadfn: ThreadFn, data: Any, namefmt: str, *args: object) -> T
 
 async def _kthread_main(task: TaskStruct, threadfn: ThreadFn, data: Any) -> None:
     _current.set(task)
+    claim(task)
     kernel = task.kernel
     kernel._kthread_not_run.discard(task)
     ret: int = 0

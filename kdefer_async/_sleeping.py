@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, cast
 
 from ._consts import HARDIRQ_MASK
-from ._context import TaskStruct, _cur, _current
+from ._context import TaskStruct, _cur, _current, own_task
 from ._exceptions import KernelBug, NoKernelError
 from ._printk import caller_location, report_lines
 
@@ -96,6 +96,8 @@ class _SleepingFunction:
                 f"{self._name}() needs a running kdefer_async Kernel: call it inside "
                 "`async with Kernel():` or from kdefer_async.run()"
             )
+        if task.owner is not task.kernel._task_ident():
+            task = own_task(task)
         if task.preempt_count or task.irqs_off or task.pid == 0:
             atomic_sleep_bug(task, self._name)
         return self._fn(*args, **kwargs)

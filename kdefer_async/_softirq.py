@@ -38,7 +38,7 @@ from ._consts import (
     TASK_RUNNING,
     TASKLET_SOFTIRQ,
 )
-from ._context import TaskStruct, _cur, _current
+from ._context import TaskStruct, _cur, _current, claim
 from ._exceptions import KernelPanic
 from ._printk import log_text, report_lines, symbol_name, warn_once
 
@@ -319,6 +319,7 @@ async def ksoftirqd(cpu: CPU) -> None:
     """
     task = cpu.ksoftirqd
     _current.set(task)
+    claim(task)
     kernel = cpu.kernel
     while True:
         if not cpu.pending:

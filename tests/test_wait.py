@@ -725,3 +725,34 @@ class TestNoKernel:
         """A waiting API called with no kernel running raises RuntimeError at call time."""
         with pytest.raises(RuntimeError):
             call()
+
+
+class TestAnyioTasksInsideTheKernel:
+    async def test_child_tasks_sleep_and_wake_independently(self) -> None:
+        """anyio tasks started in the kernel become kernel tasks of their own when they sleep:
+        two of them waiting on two completions are each woken by their own complete()."""
+        from kdefer_async import Completion, complete, current, wait_for_completion
+
+        woke: list[str] = []
+        pids: dict[str, int] = {}
+        async with Kernel(nr_cpus=2, hz=250):
+            a, b = Completion(), Completion()
+
+            async def waiter(name: str, c: Completion) -> None:
+                await wait_for_completion(c)
+                pids[name] = current().pid
+                woke.append(name)
+
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(waiter, "a", a)
+                    tg.start_soon(waiter, "b", b)
+                    await settle()
+                    complete(b)
+                    await settle()
+                    assert woke == ["b"]
+                    complete(a)
+            assert current().comm == "init"
+            assert current().pid == 1
+        assert woke == ["b", "a"]
+        assert len({pids["a"], pids["b"], 1}) == 3
