@@ -18,8 +18,10 @@ Kernel invariants modelled (kernel/workqueue.c):
 from __future__ import annotations
 
 import inspect
+import math
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import anyio.lowlevel
 
 from ._context import TaskStruct, _cur
@@ -660,12 +662,37 @@ async def workqueue_shutdown(kernel: Kernel) -> None:
                             f"{symbol_name(dwork.work.func)} on CPU {cpu.nr} still armed; "
                             "cancelled",
                         )
-    for _ in range(100):
-        busy = [wq for wq in st.workqueues if wq._in_flight]
-        if not busy:
-            break
-        for wq in busy:
-            await _drain(wq)
+    timeout = kernel.shutdown_timeout
+    with anyio.move_on_after(math.inf if timeout is None else timeout) as scope:
+        for _ in range(100):
+            busy = [wq for wq in st.workqueues if wq._in_flight]
+            if not busy:
+                break
+            for wq in busy:
+                await _drain(wq)
+    if scope.cancelled_caught:
+        # items that would not finish: name each one; leaving the kernel cancels them
+        for wq in st.workqueues:
+            for pwq in wq._pwqs:
+                if pwq is None:
+                    continue
+                for worker in list(pwq.pool.workers):
+                    if worker.current_pwq is pwq and worker.current_work is not None:
+                        log_text(
+                            kernel,
+                            4,
+                            f"kdefer: shutdown: work "
+                            f"{symbol_name(worker.current_func)} on {wq._name} still "
+                            f"running in {worker.task.comm} after {timeout} s; cancelled",
+                        )
+                for work in [*pwq.pool.worklist, *pwq.inactive]:
+                    if work._pwq is pwq:
+                        log_text(
+                            kernel,
+                            4,
+                            f"kdefer: shutdown: work {symbol_name(work.func)} "
+                            f"on {wq._name} never ran; dropped",
+                        )
     for wq in st.workqueues:
         if wq._rescuer is not None and not wq._rescuer._exited:
             wq._rescuer.should_stop = True

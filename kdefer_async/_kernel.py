@@ -103,6 +103,9 @@ class Kernel:
         hung_task_timeout_secs: The hung-task detector's threshold (120; 0 disables it).
         dyndbg: Record ``pr_debug()`` messages (the kernel compiles them out by default).
         console: A callable receiving each log line as it is printed (``line, level``).
+        shutdown_timeout: How long leaving the block waits for queued work items to finish
+            (seconds of the loop's clock, default 10); items still running then are named in
+            dmesg and cancelled. ``None`` waits forever, as the kernel would.
 
     Attributes:
         nr_cpus: The number of CPUs.
@@ -123,6 +126,7 @@ class Kernel:
         hung_task_timeout_secs: int = 120,
         dyndbg: bool = False,
         console: Callable[[str, int], object] | None = None,
+        shutdown_timeout: float | None = 10.0,
     ) -> None:
         if isinstance(nr_cpus, bool) or not isinstance(nr_cpus, int):
             raise TypeError(f"nr_cpus must be an int, not {type(nr_cpus).__name__}")
@@ -145,6 +149,10 @@ class Kernel:
         self.sleep_in_atomic = sleep_in_atomic  # I
         self.hung_task_timeout_secs = hung_task_timeout_secs  # I
         self.dyndbg = bool(dyndbg)  # I
+        if shutdown_timeout is not None and not shutdown_timeout >= 0:
+            raise ValueError("shutdown_timeout must be >= 0 seconds, or None to wait forever")
+        #: I: how long leaving the kernel waits for queued work before cancelling it
+        self.shutdown_timeout = shutdown_timeout
         self.oopses: list[Oops] = []  # A
         self.initial_jiffies = initial_jiffies(hz)  # I
         #: ``MAX_SOFTIRQ_TIME``: 2 ms in jiffies (1 at HZ <= 500).

@@ -62,6 +62,7 @@ from kdefer_async import (
     local_bh_enable,
     mod_delayed_work,
     mod_timer,
+    msleep,
     queue_delayed_work,
     queue_delayed_work_on,
     queue_work,
@@ -1388,3 +1389,39 @@ class TestContextAndInput:
             with anyio.fail_after(SAFETY):
                 await flush_workqueue(wq)
             assert order == [0, 1, 2]
+
+
+class TestShutdown:
+    async def test_leaving_the_kernel_runs_queued_work(self) -> None:
+        """Leaving the kernel runs every queued work item to completion first."""
+        ran: list[int] = []
+        async with Kernel(nr_cpus=2, hz=250):
+            for i in range(3):
+
+                async def fn(w: Work, i: int = i) -> None:
+                    await msleep(10)
+                    ran.append(i)
+
+                schedule_work(Work(fn))
+        assert sorted(ran) == [0, 1, 2]
+
+    async def test_work_that_never_ends_is_named_and_cancelled(self, virtual: bool) -> None:
+        """A work item that never finishes does not hang the exit: after shutdown_timeout it
+        is named in dmesg and cancelled, and what waited behind it is named as dropped."""
+        if not virtual:
+            pytest.skip("waits shutdown_timeout of model time")
+        never = Completion()
+
+        async def stuck(w: Work) -> None:
+            await wait_for_completion(never)
+
+        wq_name = "stuckq"
+        async with Kernel(nr_cpus=2, hz=250, shutdown_timeout=5) as k:
+            wq = alloc_ordered_workqueue(wq_name, 0)
+            assert wq is not None
+            queue_work(wq, Work(stuck))
+            queue_work(wq, Work(lambda w: None))
+            await settle()
+        lines = k.dmesg()
+        assert any("work stuck on stuckq still running in kworker/" in line for line in lines)
+        assert any("never ran; dropped" in line for line in lines)
