@@ -5,7 +5,8 @@ they are quiet (or ``--for`` seconds, or Ctrl+C), unloads them (``rmmod``) and s
 streaming the kernel log live; then it prints /proc/softirqs, /proc/interrupts and the
 workqueue statistics. ``demo`` runs the three example modules ported from the seed notes, in
 virtual time. Ctrl+C delivers SIGINT to the tasks sleeping interruptibly (as a module's
-``wait_event_interruptible`` expects); a second Ctrl+C stops the kernel.
+``wait_event_interruptible`` expects) and ends the wait, so the modules are unloaded; a second
+Ctrl+C stops the kernel at once.
 """
 
 from __future__ import annotations
@@ -39,6 +40,29 @@ def _examples_dir() -> Path:
     raise FileNotFoundError("the example modules were not found next to the package")
 
 
+def _int_in(lo: int, hi: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, not {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kdefer-async",
@@ -48,8 +72,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser, *, virtual_default: bool) -> None:
-        sp.add_argument("--cpus", type=int, default=4, metavar="N", help="CPUs (default 4)")
-        sp.add_argument("--hz", type=int, default=250, metavar="N", help="CONFIG_HZ (default 250)")
+        sp.add_argument(
+            "--cpus", type=_int_in(1, 1024), default=4, metavar="N", help="CPUs (default 4)"
+        )
+        sp.add_argument(
+            "--hz",
+            type=_int_in(1, 10000),
+            default=250,
+            metavar="N",
+            help="CONFIG_HZ: jiffies per second (default 250)",
+        )
         sp.add_argument(
             "--backend",
             choices=("asyncio", "trio"),
@@ -72,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--for",
             dest="duration",
-            type=float,
+            type=_seconds,
             default=None,
             metavar="SECONDS",
             help="keep the modules loaded this long instead of until quiet",
@@ -131,20 +163,66 @@ async def _wait_quiet(kernel: Kernel) -> None:
         await msleep(10)
 
 
-async def _deliver_sigint(kernel: Kernel, tg: anyio.abc.TaskGroup) -> None:
+async def _hold(kernel: Kernel, duration: float | None, interrupted: anyio.Event) -> None:
+    """Keep the modules loaded for *duration* seconds (None: until quiet) or until Ctrl+C."""
+    async with anyio.create_task_group() as tg:
+
+        async def stop_at_ctrl_c() -> None:
+            await interrupted.wait()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(stop_at_ctrl_c)
+        if duration is not None:
+            await anyio.sleep(duration)
+        else:
+            await _wait_quiet(kernel)
+        tg.cancel_scope.cancel()
+
+
+async def _deliver_sigint(
+    kernel: Kernel,
+    tg: anyio.abc.TaskGroup,
+    interrupted: anyio.Event,
+    aborted: anyio.Event,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """First Ctrl+C: SIGINT to every task sleeping interruptibly, and stop waiting (``--for``
+    or for quiet) so that the modules get unloaded; second Ctrl+C: stop the kernel now."""
     from ._sched import send_sig
 
-    with anyio.open_signal_receiver(signal.SIGINT) as signals:
+    try:
+        receiver = anyio.open_signal_receiver(signal.SIGINT)
+    except NotImplementedError:  # pragma: no cover - platform without signal receivers
+        task_status.started()
+        return
+    with receiver as signals:
+        # started only now: a Ctrl+C from here on is ours, never a KeyboardInterrupt
+        task_status.started()
         count = 0
         async for _ in signals:
             count += 1
             if count > 1:
+                print("^C: stopping the kernel", file=sys.stderr, flush=True)
+                aborted.set()
                 tg.cancel_scope.cancel()
                 return
-            print("^C: sending SIGINT to interruptible sleepers", file=sys.stderr)
+            print("^C: sending SIGINT to interruptible sleepers", file=sys.stderr, flush=True)
+            interrupted.set()
             for task in list(kernel._tasks.values()):
                 if not task.is_kthread and task.state & TASK_INTERRUPTIBLE:
                     send_sig(SIGINT, task, 0)
+
+
+def _insmod_failure(path: str, exc: ModuleLoadError) -> str:
+    """One line for stderr: ``could not insert module PATH: REASON``."""
+    detail = str(exc.strerror or exc)
+    prefix = f"{path}: "
+    if detail.startswith(prefix):
+        detail = detail[len(prefix) :]
+    if detail.startswith("init returned") and exc.errno:
+        detail += f" ({os.strerror(exc.errno)})"
+    return f"kdefer-async: could not insert module {path}: {detail}"
 
 
 async def _session(paths: Sequence[str], duration: float | None) -> int:
@@ -154,35 +232,28 @@ async def _session(paths: Sequence[str], duration: float | None) -> int:
     kernel = current_kernel()
     loaded: list[str] = []
     status = 0
+    interrupted = anyio.Event()
+    aborted = anyio.Event()
     async with anyio.create_task_group() as tg:
         if hasattr(signal, "SIGINT") and os.name != "nt":
-            try:
-                tg.start_soon(_deliver_sigint, kernel, tg)
-            except NotImplementedError:  # pragma: no cover - platform without signal support
-                pass
+            await tg.start(_deliver_sigint, kernel, tg, interrupted, aborted)
         try:
             for path in paths:
                 try:
                     await kernel.insmod(path)
                 except ModuleLoadError as exc:
-                    print(
-                        f"kdefer-async: could not insert module {path}: {exc.strerror}",
-                        file=sys.stderr,
-                    )
+                    print(_insmod_failure(path, exc), file=sys.stderr, flush=True)
                     status = 1
                     break
                 loaded.append(Path(path).stem)
                 await settle()  # the shell runs the next command a moment later
-            if status == 0:
-                if duration is not None:
-                    await anyio.sleep(duration)
-                else:
-                    await _wait_quiet(kernel)
+            if status == 0 and not interrupted.is_set():
+                await _hold(kernel, duration, interrupted)
             for name in reversed(loaded):
                 await kernel.rmmod(name)
         finally:
             tg.cancel_scope.cancel()
-    return status
+    return 130 if aborted.is_set() else status
 
 
 def _run(args: argparse.Namespace, paths: Sequence[str]) -> int:
