@@ -211,7 +211,12 @@ async def _flush_wq(wq: Workqueue) -> None:
     in_flight = wq._in_flight
 
     def done() -> bool:
-        return not in_flight or next(iter(in_flight)) > target
+        if not in_flight or next(iter(in_flight)) > target:
+            return True
+        # ask pwq_dec_nr_in_flight() to wake us once everything up to target has finished
+        if wq._flush_target is None or wq._flush_target > target:
+            wq._flush_target = target
+        return False
 
     await wait_var_event(wq, done)
 

@@ -742,6 +742,9 @@ class Kernel:
         from ._wait import wait_var_event
 
         self._check_alive()
+        from ._context import _cur, own_task
+
+        own_task(_cur())  # this event-loop task sleeps below: it needs a kernel task of its own
         log_text(self, 6, "Freezing remaining freezable tasks")
         freeze_workqueues(self)
         start = self.uptime()

@@ -33,10 +33,11 @@ Guarantees:
 
 from __future__ import annotations
 
+import heapq
 import inspect
 import sys
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,7 @@ from ._consts import (
     TASKLET_SOFTIRQ,
     TIMER_DEFERRABLE,
 )
-from ._context import TaskStruct, _cur, _current
+from ._context import TaskStruct, _cur, _current, claim
 from ._exceptions import KernelPanic
 from ._printk import format_c, log_text, record_oops, symbol_name, warn, warn_once
 from ._softirq import panic_in_interrupt, run_atomic_result, wakeup_softirqd
@@ -200,8 +201,10 @@ class Worker:
         "pool",
         "ran",
         "scheduled",
+        "since_yield",
         "started",
         "task",
+        "yield_at",
     )
 
     def __init__(self, pool: WorkerPool, wid: int, task: KWorkerTask) -> None:
@@ -212,6 +215,8 @@ class Worker:
         self.current_func: Callable[..., Any] | None = None  # W
         self.current_pwq: PoolWorkqueue | None = None  # W
         self.scheduled: deque[Work] = deque()  # A: items that collided with the current one
+        self.since_yield = 0  # W: items run since the worker last yielded to the loop
+        self.yield_at = 0.0  # W: perf_counter() when it last yielded
         self.barriers: list[_Barrier] = []  # A: flushes of the current execution
         self.event: Any = None  # A: set to wake the worker while it is idle
         self.counted = False  # W: counted in pool.nr_running
@@ -250,14 +255,15 @@ class WorkerPool:
         "bh",
         "busy",
         "cpu",
+        "free_ids",
         "highpri",
         "id",
         "idle",
         "idle_timer",
         "kernel",
+        "next_id",
         "nr_running",
         "unbound",
-        "used_ids",
         "watchdog_ts",
         "workers",
         "worklist",
@@ -277,7 +283,8 @@ class WorkerPool:
         self.workers: list[Worker] = []  # A
         self.busy: dict[Work, Worker] = {}  # A: busy_hash, the items being executed
         self.nr_running = 0  # A
-        self.used_ids: set[int] = set()  # A
+        self.free_ids: list[int] = []  # A: a heap of the ids of retired workers
+        self.next_id = 0  # A: the next never-used worker id
         self.watchdog_ts = 0  # A: jiffies of the last forward progress
         self.idle_timer: TimerList | None = None  # A
 
@@ -397,6 +404,7 @@ class Workqueue:
         "_destroyed",
         "_draining",
         "_flags",
+        "_flush_target",
         "_frozen",
         "_in_flight",
         "_kernel",
@@ -406,6 +414,8 @@ class Workqueue:
         "_rescuer",
         "_seq",
         "_stats",
+        "_sys_kernel",
+        "_sys_target",
         "_sysname",
     )
 
@@ -419,7 +429,13 @@ class Workqueue:
         self._destroyed = False
         self._frozen = False
         self._seq = 0
-        self._in_flight: dict[int, None] = {}
+        #: A: seq of every queued or running instance, oldest first (an OrderedDict, so that
+        #: the oldest is found in O(1) while the front keeps being removed)
+        self._in_flight: OrderedDict[int, None] = OrderedDict()
+        #: A: the lowest seq a flush_workqueue() waits for (flushers are woken only then)
+        self._flush_target: int | None = None
+        self._sys_kernel: Kernel | None = None  # A: system refs: the kernel resolved for
+        self._sys_target: Workqueue | None = None  # A: ... and its queue
         self._stats = _Stats()
         self._rescuer: TaskStruct | None = None
         self._sysname: str | None = None
@@ -689,10 +705,10 @@ system_bh_highpri_wq = _system_ref("events_bh_highpri")
 def create_worker(pool: WorkerPool) -> Worker:
     """``create_worker``: a new idle worker task in *pool*."""
     kernel = pool.kernel
-    wid = 0
-    while wid in pool.used_ids:
-        wid += 1
-    pool.used_ids.add(wid)
+    # the lowest free id, as the kernel's ida does
+    wid = heapq.heappop(pool.free_ids) if pool.free_ids else pool.next_id
+    if wid == pool.next_id:
+        pool.next_id += 1
     if pool.unbound:
         comm = f"kworker/u{pool.id}:{wid}"
         cpu = 0
@@ -737,6 +753,7 @@ async def worker_thread(worker: Worker) -> None:
     task = worker.task
     kernel = pool.kernel
     _current.set(task)
+    claim(task)
     worker.started = True
     try:
         while True:
@@ -782,7 +799,7 @@ async def worker_thread(worker: Worker) -> None:
             pool.workers.remove(worker)
         if worker.is_idle and worker in pool.idle:
             pool.idle.remove(worker)
-        pool.used_ids.discard(worker.id)
+        heapq.heappush(pool.free_ids, worker.id)
 
 
 def _enter_idle(worker: Worker) -> None:
@@ -1023,8 +1040,13 @@ async def process_one_work(worker: Worker, work: Work) -> None:
             done, worker.barriers = worker.barriers, []
             complete_barriers(kernel, done)
         pwq_dec_nr_in_flight(pwq, seq, active=True)
-        if not worker.scheduled:
-            await anyio.lowlevel.checkpoint()  # cond_resched()
+        # cond_resched(): yield to the rest of the loop every few items, or once an item
+        # (or a run of them) has kept the CPU for 2 ms
+        worker.since_yield += 1
+        if worker.since_yield >= 16 or time.perf_counter() - worker.yield_at >= 0.002:
+            worker.since_yield = 0
+            await anyio.lowlevel.checkpoint()
+            worker.yield_at = time.perf_counter()
 
 
 def pwq_dec_nr_in_flight(pwq: PoolWorkqueue, seq: int, *, active: bool) -> None:
@@ -1034,10 +1056,12 @@ def pwq_dec_nr_in_flight(pwq: PoolWorkqueue, seq: int, *, active: bool) -> None:
         pwq.nr_active -= 1
         _activate_inactive(pwq)
     in_flight = wq._in_flight
-    if in_flight:
-        first = next(iter(in_flight))
-        in_flight.pop(seq, None)
-        if first == seq and wq._kernel is not None:
+    in_flight.pop(seq, None)
+    target = wq._flush_target
+    if target is not None and (not in_flight or next(iter(in_flight)) > target):
+        # every instance a flush_workqueue() waits for has finished: wake the flushers
+        wq._flush_target = None
+        if wq._kernel is not None:
             wake_up_var(wq._kernel, wq)
     if wq._frozen and wq._kernel is not None:
         wake_up_var(wq._kernel, wq._kernel)  # the freezer waits for active items
@@ -1226,11 +1250,20 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
 
     .. versionadded:: 0.1
     """
-    task = _cur()
+    task = _current.get()
+    if task is None:
+        task = _cur()  # raises the no-kernel error
     if not isinstance(wq, Workqueue):
         raise TypeError(f"expected a Workqueue, not {type(wq).__name__}")
-    if wq._sysname is not None:
-        wq = system_workqueue(task.kernel, wq._sysname)
+    sysname = wq._sysname
+    if sysname is not None:
+        if wq._sys_kernel is task.kernel and wq._sys_target is not None:
+            wq = wq._sys_target
+        else:
+            target = system_workqueue(task.kernel, sysname)
+            wq._sys_kernel = task.kernel
+            wq._sys_target = target
+            wq = target
     if not isinstance(work, Work) or work.func is None:
         _check_work(work)
     if work._pending or work._disable:
