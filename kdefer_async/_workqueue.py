@@ -37,6 +37,7 @@ import heapq
 import inspect
 import sys
 import time
+import types
 from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
@@ -263,6 +264,7 @@ class WorkerPool:
         "kernel",
         "next_id",
         "nr_running",
+        "nr_started",
         "unbound",
         "watchdog_ts",
         "workers",
@@ -286,6 +288,7 @@ class WorkerPool:
         self.free_ids: list[int] = []  # A: a heap of the ids of retired workers
         self.next_id = 0  # A: the next never-used worker id
         self.watchdog_ts = 0  # A: jiffies of the last forward progress
+        self.nr_started = 0  # A: items started (forward progress, for the watchdog)
         self.idle_timer: TimerList | None = None  # A
 
     def __repr__(self) -> str:
@@ -751,7 +754,6 @@ async def worker_thread(worker: Worker) -> None:
     """The kworker loop: idle until kicked, then run items while the pool lets it."""
     pool = worker.pool
     task = worker.task
-    kernel = pool.kernel
     _current.set(task)
     claim(task)
     worker.started = True
@@ -776,10 +778,12 @@ async def worker_thread(worker: Worker) -> None:
                 pool.nr_running += 1
                 worker.counted = True
             try:
-                while pool.worklist:
-                    work = pool.worklist.popleft()
-                    pool.watchdog_ts = kernel.get_jiffies()
-                    other = pool.busy.get(work)
+                worklist = pool.worklist
+                busy = pool.busy
+                while worklist:
+                    work = worklist.popleft()
+                    pool.nr_started += 1  # forward progress, for the watchdog
+                    other = busy.get(work)
                     if other is not None:
                         other.scheduled.append(work)  # runs right after, in that worker
                         continue
@@ -864,11 +868,12 @@ def _idle_cull(timer: _PoolTimer) -> None:
 class _Drive:
     """Await a work function's coroutine, noting every suspension as the worker sleeping."""
 
-    __slots__ = ("coro", "worker")
+    __slots__ = ("coro", "first", "worker")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], worker: Worker) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, Any], worker: Worker, first: Any) -> None:
         self.coro = coro
         self.worker = worker
+        self.first = first  # what the coroutine yielded when process_one_work started it
 
     def __await__(self) -> Generator[Any, Any, Any]:
         coro = self.coro
@@ -876,18 +881,8 @@ class _Drive:
         pool = worker.pool
         send: Any = None
         throw: BaseException | None = None
+        yielded = self.first
         while True:
-            t0 = time.perf_counter()
-            try:
-                if throw is None:
-                    yielded = coro.send(send)
-                else:
-                    exc, throw = throw, None
-                    yielded = coro.throw(exc)
-            except StopIteration as stop:
-                _account_run(worker, time.perf_counter() - t0)
-                return stop.value
-            _account_run(worker, time.perf_counter() - t0)
             if _is_resched(yielded):
                 # a bare checkpoint (cond_resched()): the worker stays runnable
                 sleeping = False
@@ -907,14 +902,27 @@ class _Drive:
             except GeneratorExit:
                 coro.close()
                 raise
-            except BaseException as exc:
-                throw = exc
+            except BaseException as err:
+                throw = err
                 send = None
             finally:
                 if worker.asleep:
                     worker.asleep = False
                     pool.nr_running += 1
+            t0 = time.perf_counter()
+            try:
+                if throw is None:
+                    yielded = coro.send(send)
+                else:
+                    pending, throw = throw, None
+                    yielded = coro.throw(pending)
+            except StopIteration as stop:
+                _account_run(worker, time.perf_counter() - t0)
+                return stop.value
+            _account_run(worker, time.perf_counter() - t0)
 
+
+_CoroutineType = types.CoroutineType
 
 _RESCHED_TRAPS: tuple[object, ...] | None = None
 
@@ -999,16 +1007,27 @@ async def process_one_work(worker: Worker, work: Work) -> None:
     if wq._flags & WQ_CPU_INTENSIVE and worker.counted:
         worker.cpu_intensive = True
         pool.nr_running -= 1
-    kick_pool(pool)
+    if pool.worklist and pool.idle and (pool.unbound or not pool.nr_running):
+        kick_pool(pool)  # chain execution for workers that do not count as running
     prev = task.preempt_count
+    t1 = 0.0
     try:
         if func is not None:
             t0 = time.perf_counter()
             result = func(work)
-            if inspect.iscoroutine(result):
-                await _Drive(result, worker)
+            if type(result) is _CoroutineType:
+                # run it up to its first suspension here; most items never suspend
+                try:
+                    first = result.send(None)
+                except StopIteration:
+                    t1 = time.perf_counter()
+                    _account_run(worker, t1 - t0)
+                else:
+                    _account_run(worker, time.perf_counter() - t0)
+                    await _Drive(result, worker, first)
             else:
-                _account_run(worker, time.perf_counter() - t0)
+                t1 = time.perf_counter()
+                _account_run(worker, t1 - t0)
                 if inspect.isawaitable(result):
                     await result
     except KernelPanic:
@@ -1043,7 +1062,7 @@ async def process_one_work(worker: Worker, work: Work) -> None:
         # cond_resched(): yield to the rest of the loop every few items, or once an item
         # (or a run of them) has kept the CPU for 2 ms
         worker.since_yield += 1
-        if worker.since_yield >= 16 or time.perf_counter() - worker.yield_at >= 0.002:
+        if worker.since_yield >= 16 or (t1 or time.perf_counter()) - worker.yield_at >= 0.002:
             worker.since_yield = 0
             await anyio.lowlevel.checkpoint()
             worker.yield_at = time.perf_counter()
@@ -1054,7 +1073,8 @@ def pwq_dec_nr_in_flight(pwq: PoolWorkqueue, seq: int, *, active: bool) -> None:
     wq = pwq.wq
     if active and not pwq.pool.bh:
         pwq.nr_active -= 1
-        _activate_inactive(pwq)
+        if pwq.inactive:
+            _activate_inactive(pwq)
     in_flight = wq._in_flight
     in_flight.pop(seq, None)
     target = wq._flush_target
