@@ -106,6 +106,11 @@ class Kernel:
         shutdown_timeout: How long leaving the block waits for queued work items to finish
             (seconds of the loop's clock, default 10); items still running then are named in
             dmesg and cancelled. ``None`` waits forever, as the kernel would.
+        wq_watchdog_thresh: The workqueue watchdog's threshold (``workqueue.watchdog_thresh``,
+            30 s): a pool with work waiting and no progress for longer is reported as
+            ``BUG: workqueue lockup``. 0 disables it.
+        wq_cpu_intensive_thresh_us: ``workqueue.cpu_intensive_thresh_us`` (10 ms): a work
+            item that runs this long without sleeping stops holding back its per-CPU pool.
 
     Attributes:
         nr_cpus: The number of CPUs.
@@ -127,6 +132,8 @@ class Kernel:
         dyndbg: bool = False,
         console: Callable[[str, int], object] | None = None,
         shutdown_timeout: float | None = 10.0,
+        wq_watchdog_thresh: float = 30,
+        wq_cpu_intensive_thresh_us: int = 10_000,
     ) -> None:
         if isinstance(nr_cpus, bool) or not isinstance(nr_cpus, int):
             raise TypeError(f"nr_cpus must be an int, not {type(nr_cpus).__name__}")
@@ -153,6 +160,21 @@ class Kernel:
             raise ValueError("shutdown_timeout must be >= 0 seconds, or None to wait forever")
         #: I: how long leaving the kernel waits for queued work before cancelling it
         self.shutdown_timeout = shutdown_timeout
+        if isinstance(wq_watchdog_thresh, bool) or not isinstance(wq_watchdog_thresh, (int, float)):
+            raise TypeError("wq_watchdog_thresh must be a number of seconds")
+        if wq_watchdog_thresh < 0:
+            raise ValueError("wq_watchdog_thresh must be >= 0 (0 disables the watchdog)")
+        #: I: ``workqueue.watchdog_thresh``: seconds without progress that make a lockup
+        self.wq_watchdog_thresh = wq_watchdog_thresh
+        if isinstance(wq_cpu_intensive_thresh_us, bool) or not isinstance(
+            wq_cpu_intensive_thresh_us, int
+        ):
+            raise TypeError("wq_cpu_intensive_thresh_us must be an int")
+        if wq_cpu_intensive_thresh_us <= 0:
+            raise ValueError("wq_cpu_intensive_thresh_us must be > 0")
+        #: I: ``workqueue.cpu_intensive_thresh_us``: running this long without sleeping marks
+        #: a work item CPU-intensive
+        self.wq_cpu_intensive_thresh_us = wq_cpu_intensive_thresh_us
         self.oopses: list[Oops] = []  # A
         self.initial_jiffies = initial_jiffies(hz)  # I
         #: ``MAX_SOFTIRQ_TIME``: 2 ms in jiffies (1 at HZ <= 500).

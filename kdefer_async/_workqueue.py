@@ -267,6 +267,7 @@ class WorkerPool:
         "nr_started",
         "unbound",
         "watchdog_ts",
+        "wd_seen",
         "workers",
         "worklist",
     )
@@ -289,6 +290,7 @@ class WorkerPool:
         self.next_id = 0  # A: the next never-used worker id
         self.watchdog_ts = 0  # A: jiffies of the last forward progress
         self.nr_started = 0  # A: items started (forward progress, for the watchdog)
+        self.wd_seen = 0  # A: nr_started at the watchdog's last look
         self.idle_timer: TimerList | None = None  # A
 
     def __repr__(self) -> str:
@@ -952,7 +954,7 @@ def _account_run(worker: Worker, seconds: float) -> None:
     pwq.wq._stats.cpu_time += seconds
     worker.ran += seconds
     if (
-        worker.ran * 1_000_000 >= CPU_INTENSIVE_THRESH_US
+        worker.ran * 1_000_000 >= worker.pool.kernel.wq_cpu_intensive_thresh_us
         and not worker.cpu_intensive
         and not (worker.pool.unbound or worker.pool.bh)
     ):
@@ -975,7 +977,8 @@ def _report_hog(kernel: Kernel, func: object) -> None:
             kernel,
             4,
             f"workqueue: {symbol_name(func)} hogged CPU for "
-            f">{CPU_INTENSIVE_THRESH_US}us {cnt} times, consider switching to WQ_UNBOUND",
+            f">{kernel.wq_cpu_intensive_thresh_us}us {cnt} times, consider switching to "
+            "WQ_UNBOUND",
         )
 
 
@@ -1099,6 +1102,131 @@ def _activate_inactive(pwq: PoolWorkqueue) -> None:
         woke = True
     if woke:
         kick_pool(pool)
+        if pool.kernel.wq_watchdog_thresh:
+            wq_watchdog_arm(pool.kernel)
+
+
+# ---------------------------------------------------------------------------------------------
+# The watchdog (CONFIG_WQ_WATCHDOG)
+# ---------------------------------------------------------------------------------------------
+
+
+class _WatchdogTimer(TimerList):
+    __slots__ = ("kernel",)
+    _kdefer_internal = True  # the kernel's own timer: not named at shutdown, not "busy"
+
+    def __init__(self, kernel: Kernel) -> None:
+        super().__init__(_wq_watchdog_timer_fn, 0)
+        self.kernel = kernel
+
+
+def _all_pools(st: _WQState) -> list[WorkerPool]:
+    pools = [p for pair in st.cpu_pools for p in pair if p is not None]
+    pools.extend(p for p in st.unbound_pools if p is not None)
+    return pools
+
+
+def wq_watchdog_arm(kernel: Kernel) -> None:
+    """Arm the watchdog's check, ``wq_watchdog_thresh`` from now, unless it is armed.
+
+    It only runs while some pool has work waiting, so an idle kernel stays tickless.
+    """
+    st = wq_state(kernel)
+    timer = st.watchdog
+    if timer is None:
+        timer = st.watchdog = _WatchdogTimer(kernel)
+    if timer._bucket is not None:
+        return
+    now = kernel.get_jiffies()
+    thresh = max(1, round(kernel.wq_watchdog_thresh * kernel.hz))
+    _enqueue(kernel.cpus[0].std_base, timer, now + thresh, now)
+
+
+def _pool_desc(pool: WorkerPool) -> str:
+    if pool.unbound:
+        n = pool.kernel.nr_cpus
+        cpus = f"0-{n - 1}" if n > 1 else "0"
+        return f"cpus={cpus} flags=0x4 nice={-20 if pool.highpri else 0}"
+    return f"cpus={pool.cpu} node=0 flags=0x0 nice={-20 if pool.highpri else 0}"
+
+
+def _wq_watchdog_timer_fn(timer: _WatchdogTimer) -> None:
+    """``wq_watchdog_timer_fn``: a pool with work waiting and no progress for longer than
+    the threshold is a lockup."""
+    kernel = timer.kernel
+    st = wq_state(kernel)
+    now = kernel.get_jiffies()
+    thresh = max(1, round(kernel.wq_watchdog_thresh * kernel.hz))
+    stalled: list[WorkerPool] = []
+    waiting = False
+    for pool in _all_pools(st):
+        if pool.nr_started != pool.wd_seen:
+            pool.wd_seen = pool.nr_started
+            pool.watchdog_ts = now  # a worker started items since the last look
+        if not pool.worklist:
+            continue
+        waiting = True
+        if now - pool.watchdog_ts > thresh:
+            stalled.append(pool)
+            pool.watchdog_ts = now  # report a stuck pool once per threshold
+    for pool in stalled:
+        stuck = (now - pool.watchdog_ts + thresh + 1) // kernel.hz
+        log_text(
+            kernel,
+            0,
+            f"BUG: workqueue lockup - pool {_pool_desc(pool)} stuck for {max(stuck, 1)}s!",
+        )
+    if stalled:
+        _show_busy(kernel, st)
+    if waiting:
+        wq_watchdog_arm(kernel)
+
+
+def _show_busy(kernel: Kernel, st: _WQState) -> None:
+    """``show_all_workqueues``: the busy workqueues and pools, as the kernel prints them."""
+    log_text(kernel, 6, "Showing busy workqueues and worker pools:")
+    for wq in st.workqueues:
+        pwqs = [p for p in wq._pwqs if p is not None and (p.nr_active or p.inactive)]
+        if not pwqs:
+            continue
+        log_text(kernel, 6, f"workqueue {wq._name}: flags=0x{wq._flags:x}")
+        for pwq in pwqs:
+            pool = pwq.pool
+            log_text(
+                kernel,
+                6,
+                f"  pwq {pool.id}: {_pool_desc(pool)} active={pwq.nr_active} "
+                f"refcnt={pwq.nr_active + len(pwq.inactive) + 1}",
+            )
+            running = [w for w in pool.workers if w.current_pwq is pwq]
+            if running:
+                log_text(
+                    kernel,
+                    6,
+                    "    in-flight: "
+                    + " ".join(f"{w.task.pid}:{symbol_name(w.current_func)}" for w in running),
+                )
+            pending = [w for w in pool.worklist if w._pwq is pwq]
+            if pending:
+                log_text(
+                    kernel, 6, "    pending: " + " ".join(symbol_name(w.func) for w in pending)
+                )
+            if pwq.inactive:
+                log_text(
+                    kernel,
+                    6,
+                    "    inactive: " + " ".join(symbol_name(w.func) for w in pwq.inactive),
+                )
+    for pool in _all_pools(st):
+        if pool.worklist or len(pool.idle) != len(pool.workers):
+            idle = " ".join(str(w.task.pid) for w in pool.idle)
+            log_text(
+                kernel,
+                6,
+                f"pool {pool.id}: {_pool_desc(pool)} hung="
+                f"{(kernel.get_jiffies() - pool.watchdog_ts) // kernel.hz}s workers="
+                f"{len(pool.workers)} idle: {idle}",
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1209,7 +1337,10 @@ def _queue_now(task: TaskStruct, cpu: int, wq: Workqueue, work: Work) -> None:
     if not pwq.inactive and pwq.nr_active < pwq.max_active():
         pwq.nr_active += 1
         if not pool.worklist:
-            pool.watchdog_ts = pool.kernel.get_jiffies()
+            kernel = pool.kernel
+            pool.watchdog_ts = kernel.get_jiffies()  # the worklist becoming busy is progress
+            if kernel.wq_watchdog_thresh:
+                wq_watchdog_arm(kernel)
         pool.worklist.append(work)
         if pool.idle and (pool.unbound or not pool.nr_running):
             kick_pool(pool)

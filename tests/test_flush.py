@@ -1,7 +1,6 @@
 """Flushing, draining, cancelling, disabling and destroying workqueues.
 
-Covers kernel-semantics §4.11 to §4.14 and the FC behaviours of §6.6 (FC-01 to FC-23; FC-24,
-the watchdog, is not implemented yet), plus the flush and cancel halves of the delayed-work
+Covers kernel-semantics §4.11 to §4.14 and the FC behaviours of §6.6 (FC-01 to FC-24), plus the flush and cancel halves of the delayed-work
 behaviours DW-09 to DW-14 of §6.5.
 
 A work item is made "running" by an ``async def`` function that blocks on a Completion the test
@@ -25,6 +24,7 @@ from kdefer_async import (
     WORK_BUSY_PENDING,
     WORK_BUSY_RUNNING,
     WQ_MEM_RECLAIM,
+    WQ_PERCPU,
     Completion,
     DelayedWork,
     Kernel,
@@ -79,6 +79,7 @@ from kdefer_async import (
     work_on_cpu,
     work_pending,
 )
+from kdefer_async._workqueue import wq_state
 from kdefer_async.testing import settle
 
 pytestmark = pytest.mark.anyio
@@ -1226,9 +1227,66 @@ class TestDestroy:
 
 
 class TestWatchdog:
-    async def test_lockup_report(self) -> None:
-        """FC-24: a pool without progress for over 30 s reports `BUG: workqueue lockup`."""
-        pytest.skip("FC-24: the workqueue watchdog is not implemented yet")
+    async def test_lockup_report(self, virtual: bool) -> None:
+        """FC-24: a per-CPU pool whose running item never sleeps (it spins on bare
+        checkpoints) holds back the next item; once no progress was made for longer than the
+        threshold the watchdog reports `BUG: workqueue lockup` and the busy workqueues.
+
+        The automatic CPU-intensive detection (10 ms) would let the next item start, so it
+        is turned off (a huge ``cpu_intensive_thresh_us``, like a pre-6.5 kernel). Real time
+        only: while an item spins the loop is never idle, so a virtual clock (which only jumps
+        when everything waits) would not move. The threshold is 50 ms here, not 30 s."""
+        if virtual:
+            pytest.skip("a spinning item keeps the loop busy: virtual time cannot advance")
+        stop = [False]
+
+        async def spin(w: Work) -> None:
+            while not stop[0]:
+                await anyio.lowlevel.checkpoint()
+
+        def starved(w: Work) -> None:
+            pass
+
+        async with Kernel(
+            nr_cpus=1, hz=1000, wq_watchdog_thresh=0.05, wq_cpu_intensive_thresh_us=10**9
+        ) as k:
+            wq = alloc_workqueue("wdq", WQ_PERCPU, 0)
+            assert wq is not None
+            queue_work(wq, Work(spin))
+            queue_work(wq, Work(starved))
+            with anyio.fail_after(5):
+                while not lines_with(k, "BUG: workqueue lockup"):
+                    await msleep(10)
+            stop[0] = True
+            await flush_workqueue(wq)
+        (line,) = lines_with(k, "BUG: workqueue lockup")
+        assert "pool cpus=0 node=0 flags=0x0 nice=0 stuck for" in line
+        assert lines_with(k, "Showing busy workqueues and worker pools:")
+        assert lines_with(k, "workqueue wdq: flags=0x100")
+        assert any("pending: starved" in x for x in lines_with(k, "pending:"))
+
+    async def test_no_report_while_items_progress(self, virtual: bool) -> None:
+        """FC-24: items that sleep let the pool progress: no lockup is reported, and with
+        nothing waiting the watchdog stops (the kernel stays tickless)."""
+
+        async def nap(w: Work) -> None:
+            await msleep(20)
+
+        async with Kernel(nr_cpus=1, hz=1000, wq_watchdog_thresh=0.05) as k:
+            wq = alloc_workqueue("wdok", WQ_PERCPU, 0)
+            assert wq is not None
+            for _ in range(5):
+                queue_work(wq, Work(nap))
+            await flush_workqueue(wq)
+            await settle()
+            timer = wq_state(k).watchdog
+            for _ in range(10):
+                await msleep(60)
+                if timer is None or timer._bucket is None:
+                    break
+        assert not lines_with(k, "workqueue lockup")
+        assert timer is not None
+        assert timer._bucket is None
 
 
 # --- work_on_cpu -----------------------------------------------------------------------------
