@@ -88,11 +88,14 @@ class _VirtualTimeSelector(selectors.BaseSelector):
         inner: selectors.BaseSelector,
         clock: VirtualClock,
         next_deadline: Callable[[], float | None],
+        threads_busy: Callable[[], bool] = lambda: False,
     ) -> None:
-        """Wrap ``inner``; ``next_deadline`` reports the earliest scheduled timer, if any."""
+        """Wrap ``inner``; ``next_deadline`` reports the earliest scheduled timer, if any;
+        ``threads_busy`` whether executor threads are still working for the loop."""
         self._inner = inner
         self._clock = clock
         self._next_deadline = next_deadline
+        self._threads_busy = threads_busy
 
     def register(
         self, fileobj: FileDescriptorLike, events: int, data: Any = None
@@ -126,6 +129,10 @@ class _VirtualTimeSelector(selectors.BaseSelector):
             return ready
         if timeout is None:
             return self._inner.select(None)
+        if self._threads_busy():
+            # an executor thread is working for the loop: its result is real work that must
+            # come before any timer, so wait for it (in short real slices) instead of jumping
+            return self._inner.select(min(timeout, 0.01))
         if timeout > 0 and self._next_deadline() in (None, math.inf):
             # only sleepers "forever" (anyio.sleep_forever schedules at infinity): nothing
             # but I/O or a thread can make progress, so block for real
@@ -167,7 +174,31 @@ class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
         """Create the loop, optionally around a given real ``selector`` and ``clock``."""
         self._virtual_clock = clock if clock is not None else VirtualClock()
         inner = selector if selector is not None else selectors.DefaultSelector()
-        super().__init__(_VirtualTimeSelector(inner, self._virtual_clock, self._next_deadline))
+        self._threads_pending = 0
+        super().__init__(
+            _VirtualTimeSelector(
+                inner, self._virtual_clock, self._next_deadline, lambda: self._threads_pending > 0
+            )
+        )
+
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:  # type: ignore[override]
+        """As the base loop, but virtual time stands still until the thread has finished."""
+        future: asyncio.Future[Any] = super().run_in_executor(executor, func, *args)
+        self._threads_pending += 1
+        future.add_done_callback(self._thread_done)
+        return future
+
+    def _thread_done(self, _future: asyncio.Future[Any]) -> None:
+        self._threads_pending -= 1
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """Shut the default executor down without a (virtual, instantly expiring) timeout."""
+        executor: Any = getattr(self, "_default_executor", None)
+        self._executor_shutdown_called = True
+        if executor is None:
+            return
+        executor.shutdown(wait=True)  # every job has finished by now: this returns at once
+        self._default_executor = None
 
     @property
     def clock(self) -> VirtualClock:

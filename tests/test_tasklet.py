@@ -534,9 +534,11 @@ class TestDisableEnable:
             assert elapsed >= 10
             if virtual:
                 assert elapsed <= 12
-                # one ksoftirqd batch (MAX_SOFTIRQ_RESTART passes) per jiffy, not a hot loop
+                # one ksoftirqd batch (MAX_SOFTIRQ_RESTART passes) per jiffy, not a hot loop;
+                # the tick that ends the msleep adds its own irq-exit batch, and may wake
+                # ksoftirqd for one more
                 restart = MAX_SOFTIRQ_RESTART
-                assert restart * elapsed <= passes <= restart * (elapsed + 2)
+                assert restart * elapsed <= passes <= restart * (elapsed + 4)
             else:
                 assert passes >= 1
             assert rec.runs == []
