@@ -205,6 +205,7 @@ class Kernel:
         self._hung_timer: TimerList | None = None  # A
         self._modules: dict[str, ModuleDef] = {}  # A: loaded modules by name
         self._slab: dict[int, Any] = {}  # A: kmalloc'd objects by id
+        self._freed: dict[int, Any] = {}  # A: freed objects that could not be poisoned
         self.softirq_vec: list[Callable[[], object] | None] = [None] * NR_SOFTIRQS  # A
         self.irq_actions: dict[int, list[IrqAction]] = {}  # A
         self.irq_names: dict[int, str] = {}  # A
@@ -695,6 +696,11 @@ class Kernel:
         """
         Run module *name*'s ``module_exit`` function in an ``rmmod`` task and unload it.
 
+        Work items, delayed work, timers and tasklets of the module that are still pending
+        afterwards point at code that is gone, the classic driver bug: each is reported
+        (``BUG: unable to handle page fault``, naming the object and its function) and
+        cancelled, so it never runs.
+
         Raises:
             ModuleLoadError: (``ENOENT``) no such module is loaded.
 
@@ -713,6 +719,11 @@ class Kernel:
                 await self._call_in_task("rmmod", mdef.exit)
         finally:
             del self._modules[name]
+            if mdef.pymodule is not None:
+                from ._debugobjects import report_unload_pending
+
+                # work, timers and tasklets still pointing into the unloaded code
+                report_unload_pending(self, name, mdef.pymodule.__name__)
         return 0
 
     def lsmod(self) -> str:

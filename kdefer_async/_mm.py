@@ -80,10 +80,21 @@ def kfree(obj: object) -> None:
     """
     if obj is None:
         return
+    from ._debugobjects import check_free, is_freed, poison, report_double_free
+
     task = _cur()
     slab = task.kernel._slab
+    if is_freed(obj):
+        report_double_free(task, obj)
     if slab.pop(id(obj), None) is None:
+        freed = task.kernel._freed
+        if id(obj) in freed and freed[id(obj)] is obj:
+            report_double_free(task, obj)
         warn_once(("kfree", id(obj)), "kfree: %s was not allocated by kmalloc\n", repr(obj)[:60])
+        return
+    check_free(task, obj)
+    if not poison(obj):
+        task.kernel._freed[id(obj)] = obj  # built-in types: remember it, for a double free
 
 
 #: ptr -> weak reference to its container: neither is kept alive by the cache (the container

@@ -14,6 +14,7 @@ from kdefer_async import (
     GFP_KERNEL,
     IRQ_HANDLED,
     Kernel,
+    KernelBug,
     NoKernelError,
     Tasklet,
     TimerList,
@@ -315,14 +316,14 @@ class TestKfree:
         assert _count(k, "kfree: ") == 1
         assert _count(k, "was not allocated by kmalloc") == 1
 
-    async def test_double_kfree_warns(self) -> None:
-        """A second kfree() of the same object WARNs."""
+    async def test_double_kfree_is_a_kasan_report(self) -> None:
+        """A second kfree() of the same object is KASAN's double-free: reported, KernelBug."""
         async with Kernel(nr_cpus=1, hz=250) as k:
             dev = kmalloc(Device, GFP_KERNEL)
             kfree(dev)
-            assert _count(k, CUT_HERE) == 0
-            kfree(dev)
-        assert _count(k, CUT_HERE) == 1
+            with pytest.raises(KernelBug, match="double-free"):
+                kfree(dev)
+        assert _count(k, "BUG: KASAN: double-free in kfree") == 1
 
     async def test_kfree_in_atomic_context(self) -> None:
         """kfree() is legal in atomic context: no sleep report from a tasklet."""
