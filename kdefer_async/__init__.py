@@ -144,9 +144,12 @@ from ._locking import (
 )
 from ._mm import (
     container_of as container_of,
+    from_tasklet as from_tasklet,
+    from_timer as from_timer,
     kfree as kfree,
     kmalloc as kmalloc,
     kzalloc as kzalloc,
+    timer_container_of as timer_container_of,
 )
 from ._module import (
     MODULE_AUTHOR as MODULE_AUTHOR,
@@ -154,6 +157,7 @@ from ._module import (
     MODULE_LICENSE as MODULE_LICENSE,
     module_exit as module_exit,
     module_init as module_init,
+    module_param as module_param,
 )
 from ._printk import (
     BUG_ON as BUG_ON,

@@ -29,6 +29,7 @@ import anyio.lowlevel
 from ._consts import (
     EEXIST,
     EFAULT,
+    EINVAL,
     ENOENT,
     HARDIRQ_MASK,
     HARDIRQ_OFFSET,
@@ -621,9 +622,12 @@ class Kernel:
             self._tasks.pop(task.pid, None)
             _current.reset(token)
 
-    async def insmod(self, path: str | os.PathLike[str]) -> int:
+    async def insmod(self, path: str | os.PathLike[str], *params: str) -> int:
         """
         Load the module file *path* and run its ``module_init`` function in an ``insmod`` task.
+
+        *params* are ``"name=value"`` strings for the module's ``module_param`` variables, as
+        on the insmod command line; an unknown name is ignored with the kernel's message.
 
         Returns:
             0 once the module is loaded.
@@ -663,6 +667,19 @@ class Kernel:
         if "O" not in self._taint:
             log_text(self, 4, f"{mdef.name}: loading out-of-tree module taints kernel.")
             self._taint.add("O")
+        for param in params:
+            key, sep, value = str(param).partition("=")
+            spec = mdef.params.get(key)
+            if spec is None:
+                log_text(self, 4, f"{mdef.name}: unknown parameter '{key}' ignored")
+                continue
+            conv, _perm = spec
+            try:
+                setattr(mdef.pymodule, key, conv(value) if sep else conv("1"))
+            except ValueError as exc:
+                log_text(self, 3, f"{mdef.name}: '{value}' invalid for parameter '{key}'")
+                self._insmod_error(shown, EINVAL)
+                raise ModuleLoadError(EINVAL, f"{shown}: bad value for {key}: {value!r}") from exc
         ret: Any = 0
         if mdef.init is not None:
             try:

@@ -17,7 +17,15 @@ from ._context import _cur
 from ._printk import warn_once
 from ._sleeping import might_sleep_report
 
-__all__ = ["container_of", "kfree", "kmalloc", "kzalloc"]
+__all__ = [
+    "container_of",
+    "from_tasklet",
+    "from_timer",
+    "kfree",
+    "kmalloc",
+    "kzalloc",
+    "timer_container_of",
+]
 
 T = TypeVar("T")
 
@@ -143,3 +151,31 @@ def _remember(ptr: object, obj: object) -> None:
         _containers[ptr] = weakref.ref(obj)
     except TypeError:
         pass
+
+
+def from_timer(kind: type[T], timer: object, member: str) -> T:
+    """
+    The *kind* object whose timer field *member* is *timer*, inside a timer callback
+    (``from_timer(var, t, field)``: in C the first argument only gives the type).
+
+    .. versionadded:: 0.1
+    """
+    return container_of(timer, kind, member)
+
+
+def timer_container_of(kind: type[T], timer: object, member: str) -> T:
+    """
+    The 6.16 name of :func:`from_timer`.
+
+    .. versionadded:: 0.1
+    """
+    return container_of(timer, kind, member)
+
+
+def from_tasklet(kind: type[T], tasklet: object, member: str) -> T:
+    """
+    The *kind* object whose tasklet field *member* is *tasklet* (``from_tasklet``).
+
+    .. versionadded:: 0.1
+    """
+    return container_of(tasklet, kind, member)

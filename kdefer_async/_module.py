@@ -36,6 +36,7 @@ __all__ = [
     "load_definition",
     "module_exit",
     "module_init",
+    "module_param",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,6 +54,7 @@ class ModuleDef:
     description: str | None = None
     path: str | None = None
     pymodule: Any = None
+    params: dict[str, tuple[Callable[[str], Any], int]] = field(default_factory=dict)
 
 
 _loading: contextvars.ContextVar[ModuleDef | None] = contextvars.ContextVar(
@@ -99,6 +101,40 @@ def module_exit(fn: F) -> F:
         raise TypeError("module_exit takes the exit function")
     _target().exit = fn
     return fn
+
+
+_PARAM_TYPES: dict[Any, Callable[[str], Any]] = {
+    int: int,
+    "int": int,
+    "uint": int,
+    "long": int,
+    "ulong": int,
+    "short": int,
+    "ushort": int,
+    str: str,
+    "charp": str,
+    bool: lambda v: v.strip().lower() in ("1", "y", "yes", "true", "on"),
+    "bool": lambda v: v.strip().lower() in ("1", "y", "yes", "true", "on"),
+}
+
+
+def module_param(name: str, type: Any, perm: int) -> None:
+    """
+    Declare the module-level variable *name* a parameter settable at load time, as
+    ``module_param(name, type, perm)``: ``await kernel.insmod(path, "name=value")``.
+
+    *type* is ``int``, ``str``, ``bool`` or a kernel type name (``"int"``, ``"uint"``,
+    ``"charp"``, ``"bool"``...).
+
+    Raises:
+        ValueError: an unknown *type*.
+
+    .. versionadded:: 0.1
+    """
+    conv = _PARAM_TYPES.get(type)
+    if conv is None:
+        raise ValueError(f"module_param {name}: unsupported type {type!r}")
+    _target().params[str(name)] = (conv, int(perm))
 
 
 def MODULE_AUTHOR(s: str) -> None:

@@ -452,3 +452,45 @@ async def test_kernelbug_not_raised_by_allocation() -> None:
             spin_unlock(lock)
     assert buf == bytes(8)
     assert _count(k, SLEEP_BUG) == 1
+
+
+class TestFromTimer:
+    async def test_from_timer_in_a_callback(self) -> None:
+        """from_timer / timer_container_of / from_tasklet find the structure that embeds the
+        timer or tasklet a callback receives (the seed's container_of pattern)."""
+        from kdefer_async import (
+            Tasklet,
+            TimerList,
+            from_tasklet,
+            from_timer,
+            mod_timer,
+            msleep,
+            tasklet_schedule,
+            timer_container_of,
+        )
+        from kdefer_async.testing import settle
+
+        class Dev:
+            def __init__(self) -> None:
+                self.timer = TimerList()
+                self.tasklet = Tasklet()
+                self.name = "eth0"
+
+        seen: list[str] = []
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            dev = kmalloc(Dev, GFP_KERNEL)
+
+            def on_timer(t: TimerList) -> None:
+                seen.append(from_timer(Dev, t, "timer").name)
+                seen.append(timer_container_of(Dev, t, "timer").name)
+
+            def on_tasklet(t: Tasklet) -> None:
+                seen.append(from_tasklet(Dev, t, "tasklet").name)
+
+            dev.timer = TimerList(on_timer)
+            dev.tasklet = Tasklet(on_tasklet)
+            mod_timer(dev.timer, k.jiffies + 1)
+            tasklet_schedule(dev.tasklet)
+            await settle()
+            await msleep(20)
+        assert seen == ["eth0", "eth0", "eth0"]

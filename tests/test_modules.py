@@ -19,6 +19,7 @@ from kdefer_async import (
     ModuleLoadError,
     module_exit,
     module_init,
+    module_param,
 )
 
 pytestmark = pytest.mark.anyio
@@ -429,3 +430,57 @@ class TestDecorators:
         async with Kernel(nr_cpus=1, hz=250) as k:
             await k.insmod(_hello(tmp_path, license="GPL"))
         assert not _has(k, "module license")
+
+
+PARAM_MODULE = """
+from kdefer_async import MODULE_LICENSE, module_init, module_param, printk
+
+count = 1
+name = "world"
+verbose = False
+module_param("count", int, 0o644)
+module_param("name", "charp", 0o444)
+module_param("verbose", bool, 0o644)
+
+@module_init
+def init():
+    printk("count=%d name=%s verbose=%d\\n", count, name, verbose)
+    return 0
+
+MODULE_LICENSE("GPL")
+"""
+
+
+class TestModuleParams:
+    async def test_defaults_and_values(self, tmp_path: Path) -> None:
+        """module_param variables keep their defaults, or take "name=value" from insmod."""
+        path = tmp_path / "params.py"
+        path.write_text(PARAM_MODULE)
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            await k.insmod(path)
+            await k.rmmod("params")
+            await k.insmod(path, "count=5", "name=kdefer", "verbose=y")
+        text = "\n".join(k.dmesg())
+        assert "count=1 name=world verbose=0" in text
+        assert "count=5 name=kdefer verbose=1" in text
+
+    async def test_unknown_and_bad_values(self, tmp_path: Path) -> None:
+        """An unknown parameter is ignored with the kernel's message; a bad value fails the
+        load with EINVAL."""
+        path = tmp_path / "params.py"
+        path.write_text(PARAM_MODULE)
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            await k.insmod(path, "nosuch=1")
+            await k.rmmod("params")
+            with pytest.raises(ModuleLoadError) as info:
+                await k.insmod(path, "count=many")
+            assert info.value.errno == errno.EINVAL
+            assert "params" not in k.lsmod()
+        text = "\n".join(k.dmesg())
+        assert "params: unknown parameter 'nosuch' ignored" in text
+        assert "params: 'many' invalid for parameter 'count'" in text
+
+    def test_bad_type(self) -> None:
+        """module_param with a type it cannot convert to is a ValueError."""
+        with pytest.raises(ValueError, match="unsupported type"):
+            module_param("x", list, 0)
