@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import LOG_LINE, ROOT, kernel_log, subprocess_env
 
-ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 30
-LOG_LINE = re.compile(r"^\[\s*(\d+\.\d{6})\] (.*)$")
 SOFTIRQ_NAMES = (
     "HI",
     "TIMER",
@@ -44,14 +43,6 @@ SEED_LINES = (
 )
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
-    env["NO_COLOR"] = "1"
-    return env
-
-
 def cli(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
     """Run ``python -m kdefer_async ARGS`` and capture its output."""
     return subprocess.run(
@@ -60,23 +51,13 @@ def cli(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str
         text=True,
         timeout=timeout,
         cwd=ROOT,
-        env=_env(),
+        env=subprocess_env(),
         check=False,
     )
 
 
-def log(stdout: str) -> list[tuple[float, str]]:
-    """The kernel log lines of *stdout* as (timestamp, message)."""
-    out = []
-    for line in stdout.splitlines():
-        m = LOG_LINE.match(line)
-        if m:
-            out.append((float(m.group(1)), m.group(2)))
-    return out
-
-
 def messages(stdout: str) -> list[str]:
-    return [msg for _, msg in log(stdout)]
+    return [msg for _, msg in kernel_log(stdout)]
 
 
 def module(tmp_path: Path, name: str, body: str) -> Path:
@@ -168,7 +149,7 @@ class TestDemo:
         for line in SEED_LINES:
             assert line in msgs, line
         assert msgs.index("Going to sleep...") < msgs.index("I have awoken...")
-        stamps = {msg: t for t, msg in log(r.stdout)}
+        stamps = {msg: t for t, msg in kernel_log(r.stdout)}
         assert 2.0 <= stamps["I have awoken..."] < 2.1  # msleep(2000) on the virtual clock
         assert softirq_header(r.stdout) == ["CPU0", "CPU1", "CPU2", "CPU3"]
         for name in SOFTIRQ_NAMES:
@@ -255,7 +236,7 @@ class TestRun:
         r = cli("run", str(path), "--virtual-time", "--backend", backend)
         elapsed = time.monotonic() - t0
         assert r.returncode == 0, r.stderr
-        stamps = {msg: t for t, msg in log(r.stdout)}
+        stamps = {msg: t for t, msg in kernel_log(r.stdout)}
         assert stamps["after"] - stamps["before"] >= 5.0
         assert elapsed < 4.0
 
@@ -453,7 +434,7 @@ class TestSigint:
             stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
-            env=_env(),
+            env=subprocess_env(),
         )
         try:
             before = _wait_for_line(proc, "waiting", time.monotonic() + TIMEOUT)
@@ -495,7 +476,7 @@ class TestSigint:
             stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
-            env=_env(),
+            env=subprocess_env(),
         )
         try:
             _wait_for_line(proc, "stuck", time.monotonic() + TIMEOUT)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 
 import pytest
+from helpers import logged
 
 import kdefer_async
 from kdefer_async import (
@@ -97,11 +98,6 @@ def percpu_wq(name: str, max_active: int = 0) -> Workqueue:
     wq = alloc_workqueue(name, WQ_PERCPU, max_active)
     assert wq is not None
     return wq
-
-
-def logged(k: Kernel, text: str) -> int:
-    """How many dmesg lines contain *text*."""
-    return sum(text in line for line in k.dmesg())
 
 
 def on_irq(fn: Callable[[], object]) -> Callable[[int, object], int]:

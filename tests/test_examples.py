@@ -20,22 +20,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from helpers import ROOT, kernel_log, subprocess_env
 
 from kdefer_async import Kernel
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 TIMEOUT = 30
-LOG_LINE = re.compile(r"^\[\s*(\d+\.\d{6})\] (.*)$")
 BACKENDS = ["asyncio", "trio"]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
-    env["NO_COLOR"] = "1"
-    return env
 
 
 def script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -46,19 +37,9 @@ def script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=TIMEOUT,
         cwd=ROOT,
-        env=_env(),
+        env=subprocess_env(),
         check=False,
     )
-
-
-def log(stdout: str) -> list[tuple[float, str]]:
-    """The kernel log lines of *stdout* as (timestamp, message)."""
-    out = []
-    for line in stdout.splitlines():
-        m = LOG_LINE.match(line)
-        if m:
-            out.append((float(m.group(1)), m.group(2)))
-    return out
 
 
 def in_order(seen: list[str], expected: list[str]) -> bool:
@@ -94,7 +75,7 @@ class TestSeedScripts:
         """The tasklet prints its data once, in TASKLET softirq context, then exits 0."""
         r = script("tasklet_module.py", "--virtual-time", "--backend", backend)
         assert r.returncode == 0, r.stderr
-        msgs = [m for _, m in log(r.stdout)]
+        msgs = [m for _, m in kernel_log(r.stdout)]
         assert msgs.count("Using a string but it could easily be struct pointer") == 1
         assert re.search(r"^\s*TASKLET:\s+1\s+0\s+0\s+0$", r.stdout, re.M)
         assert msgs[-1] == "reboot: System halted"
@@ -104,7 +85,7 @@ class TestSeedScripts:
         """onload sleeps until the work handler, 2 s later, wakes it; then the module exits."""
         r = script("global_workqueue_module.py", "--virtual-time", "--backend", backend)
         assert r.returncode == 0, r.stderr
-        lines = log(r.stdout)
+        lines = kernel_log(r.stdout)
         msgs = [m for _, m in lines]
         assert in_order(
             msgs,
@@ -126,7 +107,7 @@ class TestSeedScripts:
         r = script("global_workqueue_module.py", "--quiet-stats")
         elapsed = time.monotonic() - t0
         assert r.returncode == 0, r.stderr
-        stamps = {m: t for t, m in log(r.stdout)}
+        stamps = {m: t for t, m in kernel_log(r.stdout)}
         assert stamps["I have awoken..."] - stamps["Going to sleep..."] >= 2.0
         assert elapsed >= 2.0
 
@@ -135,7 +116,7 @@ class TestSeedScripts:
         """init queues the item; it runs; exit flushes and destroys the queue."""
         r = script("dedicated_workqueue_module.py", "--virtual-time", "--backend", backend)
         assert r.returncode == 0, r.stderr
-        msgs = [m for _, m in log(r.stdout)]
+        msgs = [m for _, m in kernel_log(r.stdout)]
         assert in_order(
             msgs,
             [
@@ -282,7 +263,7 @@ class TestWritebackScript:
             stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
-            env=_env(),
+            env=subprocess_env(),
         )
         try:
             assert proc.stdout is not None

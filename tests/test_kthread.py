@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from helpers import logged
 
 from kdefer_async import (
     EINTR,
@@ -29,11 +30,6 @@ from kdefer_async import (
 from kdefer_async.testing import settle
 
 pytestmark = pytest.mark.anyio
-
-
-def logged(k: Kernel, text: str) -> int:
-    """How many dmesg lines contain ``text``."""
-    return sum(text in line for line in k.dmesg())
 
 
 async def sleep_until_stopped() -> None:

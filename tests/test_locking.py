@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 import pytest
+from helpers import at_tick, logged
 
 from kdefer_async import (
     DECLARE_COMPLETION,
@@ -20,7 +21,6 @@ from kdefer_async import (
     Mutex,
     SpinLock,
     Tasklet,
-    TimerList,
     allow_signal,
     complete,
     current,
@@ -33,7 +33,6 @@ from kdefer_async import (
     irqs_disabled,
     kthread_run,
     kthread_stop,
-    mod_timer,
     msleep,
     mutex_init,
     mutex_is_locked,
@@ -66,19 +65,6 @@ pytestmark = pytest.mark.anyio
 
 SOFTIRQ_ON_TO_IN = "inconsistent {SOFTIRQ-ON-W} -> {IN-SOFTIRQ-W} usage."
 IN_TO_SOFTIRQ_ON = "inconsistent {IN-SOFTIRQ-W} -> {SOFTIRQ-ON-W} usage."
-
-
-def at_tick(k: Kernel, ticks: int, fn: Callable[[], object]) -> TimerList:
-    """Arm a timer whose callback calls ``fn()`` on the tick ``ticks`` jiffies from now."""
-    timer = TimerList(lambda _t: fn(), 0)
-    # the wheel fires a timer on the first tick after ``expires``
-    mod_timer(timer, k.jiffies + ticks - 1)
-    return timer
-
-
-def logged(k: Kernel, text: str) -> int:
-    """How many dmesg lines contain ``text``."""
-    return sum(text in line for line in k.dmesg())
 
 
 def make_tasklet(fn: Callable[[], object]) -> Tasklet:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import anyio
 import pytest
+from helpers import at_tick, logged
 
 import kdefer_async
 from kdefer_async import (
@@ -22,7 +23,6 @@ from kdefer_async import (
     TASK_RUNNING,
     TASK_UNINTERRUPTIBLE,
     Kernel,
-    TimerList,
     allow_signal,
     complete,
     current,
@@ -31,7 +31,6 @@ from kdefer_async import (
     kernel_dequeue_signal,
     kthread_run,
     kthread_stop,
-    mod_timer,
     msleep,
     msleep_interruptible,
     schedule_timeout,
@@ -54,19 +53,6 @@ pytestmark = pytest.mark.anyio
 
 #: Float slack when comparing loop-clock times.
 EPS = 1e-6
-
-
-def at_tick(k: Kernel, ticks: int, fn: Callable[[], object]) -> TimerList:
-    """Arm a timer whose callback calls ``fn()`` on the tick ``ticks`` jiffies from now."""
-    timer = TimerList(lambda _t: fn(), 0)
-    # the wheel fires a timer on the first tick after ``expires``
-    mod_timer(timer, k.jiffies + ticks - 1)
-    return timer
-
-
-def logged(k: Kernel, text: str) -> int:
-    """How many dmesg lines contain ``text``."""
-    return sum(text in line for line in k.dmesg())
 
 
 class TestScheduleTimeout:

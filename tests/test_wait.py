@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import anyio
 import pytest
+from helpers import at_tick, logged
 
 from kdefer_async import (
     DECLARE_COMPLETION,
@@ -22,7 +23,6 @@ from kdefer_async import (
     KernelBug,
     KernelPanic,
     Tasklet,
-    TimerList,
     WaitQueueHead,
     allow_signal,
     complete,
@@ -34,7 +34,6 @@ from kdefer_async import (
     init_waitqueue_head,
     kthread_run,
     kthread_stop,
-    mod_timer,
     reinit_completion,
     send_sig,
     signal_pending,
@@ -58,19 +57,6 @@ from kdefer_async._wait import wait_event_common
 from kdefer_async.testing import settle
 
 pytestmark = pytest.mark.anyio
-
-
-def at_tick(k: Kernel, ticks: int, fn: Callable[[], object]) -> TimerList:
-    """Arm a timer whose callback calls ``fn()`` on the tick ``ticks`` jiffies from now."""
-    timer = TimerList(lambda _t: fn(), 0)
-    # the wheel fires a timer on the first tick after ``expires``
-    mod_timer(timer, k.jiffies + ticks - 1)
-    return timer
-
-
-def logged(k: Kernel, text: str) -> int:
-    """How many dmesg lines contain ``text``."""
-    return sum(text in line for line in k.dmesg())
 
 
 class Flag:

@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from helpers import logged
 
 import kdefer_async
 from kdefer_async import (
@@ -176,11 +177,6 @@ def unbound_wq(name: str, max_active: int = 0, flags: int = 0) -> Workqueue:
     wq = alloc_workqueue(name, WQ_UNBOUND | flags, max_active)
     assert wq is not None
     return wq
-
-
-def logged(k: Kernel, text: str) -> int:
-    """How many dmesg lines contain *text*."""
-    return sum(text in line for line in k.dmesg())
 
 
 def warnings(k: Kernel) -> int:
