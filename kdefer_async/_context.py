@@ -99,7 +99,7 @@ class TaskStruct:
         self.allowed_signals = 0  # A: kthreads only get the signals they allow
         self.should_stop = False  # A: kthread_stop() was called
         self.data: Any = None  # I: the kthread's data argument
-        self._wake_event: Any = None  # A: the anyio.Event this task sleeps on, if any
+        self._wake_event: Any = None  # A: what wakes this task while it sleeps (_park.py)
         self._sleep_since = 0  # A: jiffies when an uninterruptible sleep began
         self._hung_reported = False  # A
         self._exited = False  # A

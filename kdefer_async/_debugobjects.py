@@ -237,7 +237,7 @@ def pending_in_module(kernel: Kernel, modname: str) -> list[tuple[str, object, o
         for pool in pools:
             works.extend(pool.worklist)
             for worker in pool.workers:
-                works.extend(worker.scheduled)
+                works.extend(worker.scheduled or ())
         for wq in st.workqueues:
             for pwq in wq._pwqs:
                 if pwq is not None:

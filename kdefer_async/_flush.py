@@ -99,7 +99,7 @@ def grab_pending(work: Work) -> bool:
             except ValueError:
                 # collided with a running instance: parked on that worker's scheduled list
                 for worker in pool.workers:
-                    if work in worker.scheduled:
+                    if worker.scheduled and work in worker.scheduled:
                         worker.scheduled.remove(work)
                         break
             active = True

@@ -45,6 +45,7 @@ from ._cpu import CPU
 from ._exceptions import KernelPanic, ModuleLoadError, NoKernelError
 from ._hardirq import IrqAction, do_irq, irq_entry, proc_interrupts
 from ._module import ModuleDef, load_definition
+from ._park import Parker, make_parker
 from ._printk import (
     UTS_RELEASE,
     Oops,
@@ -196,6 +197,7 @@ class Kernel:
         self.get_jiffies: Callable[[], int] = self._jiffies_slow
         #: Which event-loop task runs now (set at boot for the running backend).
         self._task_ident: Callable[[], object] = lambda: anyio.get_current_task().id
+        self._parker: Parker = Parker(_no_park, _no_unpark)  # the real one is made at boot
         self._epoch = 0.0  # I after boot
         self._booted = False  # A
         self._halted = False  # A
@@ -261,6 +263,7 @@ class Kernel:
         self.softirq_vec[TASKLET_SOFTIRQ] = tasklet_action
         self.init_task = TaskStruct(self, "init", 1, 0, kthread=False)
         self._task_ident = _task_identity()
+        self._parker = make_parker()
         self.init_task.owner = self._task_ident()
         self._token = _current.set(self.init_task)
         self.cpus = [CPU(self, n) for n in range(self.nr_cpus)]
@@ -555,6 +558,9 @@ class Kernel:
         self._hung.pop(task, None)
 
     def _arm_hung_timer(self) -> None:
+        timer = self._hung_timer
+        if timer is not None and timer._bucket is not None:
+            return  # armed for an older sleeper, whose deadline comes first
         limit = self.hung_task_timeout_secs * self.hz
         pending = [t._sleep_since + limit for t in self._hung if not t._hung_reported]
         if not pending:
@@ -856,6 +862,14 @@ class Kernel:
             else ("running" if self._booted else "not booted")
         )
         return f"<Kernel {state} nr_cpus={self.nr_cpus} hz={self.hz}>"
+
+
+async def _no_park(_set_token: Callable[[Any], None]) -> None:  # pragma: no cover
+    raise RuntimeError("the kernel is not running")
+
+
+def _no_unpark(_token: Any) -> None:  # pragma: no cover
+    raise RuntimeError("the kernel is not running")
 
 
 def _task_identity() -> Callable[[], object]:

@@ -77,10 +77,10 @@ def try_to_wake_up(task: TaskStruct, mask: int) -> int:
     if not task.state & mask:
         return 0
     task.state = TASK_RUNNING
-    ev = task._wake_event
-    if ev is not None:
+    token = task._wake_event
+    if token is not None:
         task._wake_event = None
-        ev.set()
+        task.kernel._parker.unpark(token)
     return 1
 
 
@@ -221,15 +221,17 @@ async def schedule() -> None:
         task.state = TASK_RUNNING
         await anyio.lowlevel.checkpoint()
         return
-    ev = anyio.Event()
-    task._wake_event = ev
     kernel = task.kernel
     if state & TASK_UNINTERRUPTIBLE:
         task._sleep_since = kernel.get_jiffies()
         task._hung_reported = False
         kernel._hung_watch(task)
+
+    def set_token(token: object) -> None:
+        task._wake_event = token
+
     try:
-        await ev.wait()
+        await kernel._parker.park(set_token)
     finally:
         task._wake_event = None
         task.state = TASK_RUNNING

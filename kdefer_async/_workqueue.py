@@ -215,7 +215,9 @@ class Worker:
         self.current_work: Work | None = None  # W
         self.current_func: Callable[..., Any] | None = None  # W
         self.current_pwq: PoolWorkqueue | None = None  # W
-        self.scheduled: deque[Work] = deque()  # A: items that collided with the current one
+        #: A: items that collided with the current one (made on first need: most workers
+        #: never have any, and an empty deque costs 700 bytes)
+        self.scheduled: deque[Work] | None = None
         self.since_yield = 0  # W: items run since the worker last yielded to the loop
         self.yield_at = 0.0  # W: perf_counter() when it last yielded
         self.barriers: list[_Barrier] = []  # A: flushes of the current execution
@@ -787,6 +789,8 @@ async def worker_thread(worker: Worker) -> None:
                     pool.nr_started += 1  # forward progress, for the watchdog
                     other = busy.get(work)
                     if other is not None:
+                        if other.scheduled is None:
+                            other.scheduled = deque()
                         other.scheduled.append(work)  # runs right after, in that worker
                         continue
                     await process_one_work(worker, work)
