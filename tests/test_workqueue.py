@@ -1496,3 +1496,33 @@ class TestBHWorkqueue:
         with pytest.raises(KernelPanic):
             await boot()
         assert logged(k, "Fatal exception in interrupt")
+
+
+class TestLeakedAtomic:
+    async def test_work_returning_with_a_spinlock_held(self) -> None:
+        """CTX-13: a work function that returns holding a spinlock is reported as
+        `BUG: workqueue leaked atomic, lock or RCU: kworker/...[pid]` with preempt=0x00000001
+        and workfn=<fn>; the worker's count is restored and it goes on with other items."""
+        from kdefer_async import SpinLock, preempt_count, spin_lock
+
+        lock = SpinLock()
+        after: list[int] = []
+
+        def leaky(w: Work) -> None:
+            spin_lock(lock)
+
+        def next_item(w: Work) -> None:
+            after.append(preempt_count())
+
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            wq = alloc_workqueue("leak", WQ_PERCPU, 1)
+            assert wq is not None
+            queue_work(wq, Work(leaky))
+            queue_work(wq, Work(next_item))
+            await flush_workqueue(wq)
+        lines = [line.split("] ", 1)[1] for line in k.dmesg()]
+        (i,) = [n for n, line in enumerate(lines) if "BUG: workqueue leaked atomic" in line]
+        assert lines[i].startswith("BUG: workqueue leaked atomic, lock or RCU: kworker/0:")
+        assert "preempt=0x00000001" in lines[i + 1]
+        assert lines[i + 1].strip().endswith("workfn=leaky")
+        assert after == [0]
