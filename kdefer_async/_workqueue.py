@@ -1097,16 +1097,21 @@ def pwq_dec_nr_in_flight(pwq: PoolWorkqueue, seq: int, *, active: bool) -> None:
 def _activate_inactive(pwq: PoolWorkqueue) -> None:
     limit = pwq.max_active()
     pool = pwq.pool
+    worklist = pool.worklist
+    inactive = pwq.inactive
+    was_idle = not worklist
     woke = False
-    while pwq.inactive and pwq.nr_active < limit:
-        work = pwq.inactive.popleft()
+    while inactive and pwq.nr_active < limit:
+        work = inactive.popleft()
         work._inactive = False
         pwq.nr_active += 1
-        pool.worklist.append(work)
+        worklist.append(work)
         woke = True
     if woke:
         kick_pool(pool)
-        if pool.kernel.wq_watchdog_thresh:
+        if was_idle and pool.kernel.wq_watchdog_thresh:
+            # the worklist became busy: progress, and something for the watchdog to watch
+            pool.watchdog_ts = pool.kernel.get_jiffies()
             wq_watchdog_arm(pool.kernel)
 
 
