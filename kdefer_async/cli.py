@@ -118,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="load modules, wait until quiet, unload, show the log")
     run.add_argument("modules", nargs="+", metavar="MODULE.py", help="module files to insmod")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a module parameter (module_param) given to every insmod; repeatable",
+    )
     common(run, virtual_default=False)
     demo = sub.add_parser("demo", help="run the three seed examples in virtual time")
     common(demo, virtual_default=True)
@@ -225,7 +232,7 @@ def _insmod_failure(path: str, exc: ModuleLoadError) -> str:
     return f"kdefer-async: could not insert module {path}: {detail}"
 
 
-async def _session(paths: Sequence[str], duration: float | None) -> int:
+async def _session(paths: Sequence[str], duration: float | None, params: Sequence[str] = ()) -> int:
     from ._context import current_kernel
     from .testing import settle
 
@@ -240,7 +247,7 @@ async def _session(paths: Sequence[str], duration: float | None) -> int:
         try:
             for path in paths:
                 try:
-                    await kernel.insmod(path)
+                    await kernel.insmod(path, *params)
                 except ModuleLoadError as exc:
                     print(_insmod_failure(path, exc), file=sys.stderr, flush=True)
                     status = 1
@@ -268,7 +275,7 @@ def _run(args: argparse.Namespace, paths: Sequence[str]) -> int:
     async def boot() -> int:
         async with Kernel(args.cpus, args.hz, console=console) as kernel:
             holder["k"] = kernel
-            return await _session(paths, args.duration)
+            return await _session(paths, args.duration, getattr(args, "param", []))
 
     options: dict[str, Any] = {}
     if args.virtual_time:

@@ -197,6 +197,30 @@ class TestRun:
         assert "$ cat /proc/softirqs" in r.stdout
         assert r.stderr == ""
 
+    def test_module_parameters(self, tmp_path: Path) -> None:
+        """``--param NAME=VALUE`` sets a module_param variable before the module's init."""
+        path = module(
+            tmp_path,
+            "counter",
+            """\
+            from kdefer_async import MODULE_LICENSE, module_init, module_param, printk
+
+            count = 1
+            module_param("count", int, 0o644)
+
+            @module_init
+            def onload() -> int:
+                printk("count is %d\\n", count)
+                return 0
+
+            MODULE_LICENSE("GPL")
+            """,
+        )
+        assert "count is 1" in messages(cli("run", str(path), "--virtual-time").stdout)
+        r = cli("run", str(path), "--param", "count=7", "--virtual-time")
+        assert r.returncode == 0, r.stderr
+        assert "count is 7" in messages(r.stdout)
+
     def test_defaults_are_four_cpus_hz_250_asyncio(self, tmp_path: Path) -> None:
         """Without options: 4 CPUs, HZ=250, asyncio."""
         r = cli("run", str(module(tmp_path, "params", PARAMS)))
