@@ -29,7 +29,7 @@ from ._consts import (
     SOFTIRQ_OFFSET,
     ULONG_MASK,
 )
-from ._context import TaskStruct, _cur, _current
+from ._context import TaskStruct, _cur
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -536,7 +536,3 @@ _REPORT_FUNCS = frozenset(
         "record_oops",
     }
 )
-
-
-def current_or_none() -> TaskStruct | None:
-    return _current.get()

@@ -533,12 +533,6 @@ def _check_delay(delay: object) -> int:
     return delay
 
 
-def _check_cpu_arg(kernel: Kernel, cpu: object) -> int:
-    if cpu == WORK_CPU_UNBOUND and isinstance(cpu, int) and not isinstance(cpu, bool):
-        return WORK_CPU_UNBOUND
-    return kernel._check_cpu(cpu)
-
-
 def alloc_workqueue(fmt: str, flags: int, max_active: int, *args: object) -> Workqueue | None:
     """
     Allocate a workqueue named ``fmt % args`` with ``WQ_*`` *flags*.

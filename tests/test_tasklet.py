@@ -1023,7 +1023,6 @@ _OP = st.one_of(
     st.tuples(st.just("hi"), st.integers(0, N_TASKLETS - 1), st.integers(0, 1), st.booleans()),
     st.tuples(st.just("disable"), st.integers(0, N_TASKLETS - 1)),
     st.tuples(st.just("enable"), st.integers(0, N_TASKLETS - 1)),
-    st.tuples(st.just("nest"), st.integers(0, N_TASKLETS - 1)),
     st.tuples(st.just("settle")),
 )
 
@@ -1123,9 +1122,9 @@ async def _drive(ops: list[tuple[Any, ...]]) -> None:
 def test_random_operations_match_reference_model(ops: list[tuple[Any, ...]]) -> None:
     """Random schedule/hi/disable/enable/settle sequences on 2 CPUs match the reference model.
 
-    asyncio only: the model lets CPU 0's ksoftirqd run before CPU 1's when both are woken,
-    which asyncio's FIFO scheduling keeps and trio's deliberately random scheduling does not
-    (on real hardware the two CPUs race, and a nested cross-CPU schedule can go either way).
+    Cross-CPU nesting (a running callback scheduling itself on the other CPU) is left to
+    TL-08's own test: which CPU's ksoftirqd runs first then decides the outcome, and on real
+    hardware the two CPUs race too, so a fixed reference model cannot predict it.
     """
     kdefer_async.run(_drive, ops, nr_cpus=2, hz=250, backend="asyncio", virtual_time=True)
 
