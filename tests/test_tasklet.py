@@ -977,8 +977,6 @@ class _Model:
         self.sched = [False] * N_TASKLETS
         self.count = [0] * N_TASKLETS
         self.running = [False] * N_TASKLETS
-        self.nest = [False] * N_TASKLETS
-        self.nested = False
         self.successes = [0] * N_TASKLETS
         self.runs: list[Counter[int]] = [Counter() for _ in range(N_TASKLETS)]
         # per CPU: (HI list, normal list)
@@ -1001,13 +999,6 @@ class _Model:
                     continue
                 self.sched[i] = False
                 self.runs[i][cpu] += 1
-                if self.nest[i] and not self.nested:
-                    # the callback raises an interrupt on the other CPU that schedules it there
-                    self.nest[i] = False
-                    self.running[i] = self.nested = True
-                    self.schedule(i, 1 - cpu, hi=False)
-                    self.softirqs(1 - cpu)
-                    self.running[i] = self.nested = False
 
     def runnable(self, cpu: int) -> bool:
         return any(not self.count[i] for lst in self.lists[cpu] for i in lst)
@@ -1033,8 +1024,6 @@ async def _drive(ops: list[tuple[Any, ...]]) -> None:
     runs: list[Counter[int]] = [Counter() for _ in range(N_TASKLETS)]
     depth = [0] * N_TASKLETS
     max_depth = [0] * N_TASKLETS
-    nest = [False] * N_TASKLETS
-    nested = [False]
     actions: list[Callable[[], None]] = []
 
     def on_irq() -> None:
@@ -1050,11 +1039,6 @@ async def _drive(ops: list[tuple[Any, ...]]) -> None:
             max_depth[i] = max(max_depth[i], depth[i])
             cpu = smp_processor_id()
             runs[i][cpu] += 1
-            if nest[i] and not nested[0]:
-                nest[i] = False
-                nested[0] = True
-                in_irq(1 - cpu, lambda: tasklet_schedule(t))
-                nested[0] = False
             depth[i] -= 1
 
         return cb
@@ -1099,8 +1083,6 @@ async def _drive(ops: list[tuple[Any, ...]]) -> None:
             if model.count[i]:
                 model.count[i] -= 1
                 tasklet_enable(ts[i])
-        elif kind == "nest":
-            model.nest[op[1]] = nest[op[1]] = True
         else:
             await quiesce()
         check()
