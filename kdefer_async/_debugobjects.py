@@ -60,7 +60,7 @@ def _work_active(work: Work) -> bool:
 
 
 def _deactivate_work(work: Work) -> None:
-    from ._flush import grab_pending
+    from ._workqueue import grab_pending
 
     grab_pending(work)
 

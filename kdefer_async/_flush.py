@@ -40,8 +40,7 @@ from ._workqueue import (
     _Barrier,
     _check_work,
     _resolve,
-    complete_barriers,
-    pwq_dec_nr_in_flight,
+    grab_pending,
     queue_work_on,
     system_percpu_wq,
     system_workqueue,
@@ -75,44 +74,6 @@ __all__ = [
     "workqueue_shutdown",
     "wq_stats",
 ]
-
-
-def grab_pending(work: Work) -> bool:
-    """``try_to_grab_pending``: take *work* off its timer or queue; True if it was pending."""
-    if not work._pending:
-        return False
-    dwork = work._dwork
-    if dwork is not None and dwork.timer._bucket is not None:
-        _detach(dwork.timer)
-        work._pending = False
-        return True
-    pwq = work._pwq
-    if pwq is not None:
-        pool = pwq.pool
-        if work._inactive:
-            pwq.inactive.remove(work)
-            work._inactive = False
-            active = False
-        else:
-            try:
-                pool.worklist.remove(work)
-            except ValueError:
-                # collided with a running instance: parked on that worker's scheduled list
-                for worker in pool.workers:
-                    if worker.scheduled and work in worker.scheduled:
-                        worker.scheduled.remove(work)
-                        break
-            active = True
-        work._pwq = None
-        barriers = work._barriers
-        work._barriers = None
-        pwq_dec_nr_in_flight(pwq, work._seq, active=active)
-        if active and not pool.bh:
-            _activate_inactive(pwq)
-        if barriers:
-            complete_barriers(pool.kernel, barriers)
-    work._pending = False
-    return True
 
 
 def _running_worker(work: Work) -> Any:

@@ -58,7 +58,7 @@ from ._context import TaskStruct, _cur, _current, claim
 from ._exceptions import KernelPanic
 from ._printk import format_c, log_text, record_oops, symbol_name, warn, warn_once
 from ._softirq import panic_in_interrupt, run_atomic_result, wakeup_softirqd
-from ._timer import TimerList, _enqueue
+from ._timer import TimerList, _detach, _enqueue
 from ._wait import wake_up_var
 from ._work import WORK_CPU_UNBOUND, DelayedWork, Work, is_async_func
 
@@ -1464,6 +1464,42 @@ def schedule_work_on(cpu: int, work: Work) -> bool:
     return queue_work_on(cpu, system_percpu_wq, work)
 
 
+def grab_pending(work: Work) -> bool:
+    """``try_to_grab_pending``: take *work* off its timer or queue; True if it was pending."""
+    if not work._pending:
+        return False
+    dwork = work._dwork
+    if dwork is not None and dwork.timer._bucket is not None:
+        _detach(dwork.timer)
+        work._pending = False
+        return True
+    pwq = work._pwq
+    if pwq is not None:
+        pool = pwq.pool
+        if work._inactive:
+            pwq.inactive.remove(work)
+            work._inactive = False
+            active = False
+        else:
+            try:
+                pool.worklist.remove(work)
+            except ValueError:
+                # collided with a running instance: parked on that worker's scheduled list
+                for worker in pool.workers:
+                    if worker.scheduled and work in worker.scheduled:
+                        worker.scheduled.remove(work)
+                        break
+            active = True
+        work._pwq = None
+        barriers = work._barriers
+        work._barriers = None
+        pwq_dec_nr_in_flight(pwq, work._seq, active=active)  # activates the next inactive
+        if barriers:
+            complete_barriers(pool.kernel, barriers)
+    work._pending = False
+    return True
+
+
 # --- delayed work ---------------------------------------------------------------------------------
 
 
@@ -1492,6 +1528,20 @@ def _queue_delayed(
     _enqueue(base, timer, now + delay, now)
 
 
+def _delayed_args(
+    cpu: int, wq: Workqueue, dwork: DelayedWork, delay: int
+) -> tuple[TaskStruct, Workqueue, int]:
+    """The checks every delayed-work queueing call makes: (task, resolved wq, delay)."""
+    task = _cur()
+    wq = _resolve(wq)
+    _check_dwork(dwork)
+    delay = _check_delay(delay)
+    if cpu != WORK_CPU_UNBOUND:
+        task.kernel._check_cpu(cpu)
+    _queue_checks(wq, dwork.work)
+    return task, wq, delay
+
+
 def queue_delayed_work_on(cpu: int, wq: Workqueue, dwork: DelayedWork, delay: int) -> bool:
     """
     Queue *dwork* on *wq* for CPU *cpu* after *delay* jiffies (0: at once, no timer).
@@ -1507,16 +1557,10 @@ def queue_delayed_work_on(cpu: int, wq: Workqueue, dwork: DelayedWork, delay: in
 
     .. versionadded:: 0.1
     """
-    task = _cur()
-    wq = _resolve(wq)
-    _check_dwork(dwork)
-    delay = _check_delay(delay)
-    if cpu != WORK_CPU_UNBOUND:
-        task.kernel._check_cpu(cpu)
+    task, wq, delay = _delayed_args(cpu, wq, dwork, delay)
     work = dwork.work
     if work._pending or work._disable:
         return False
-    _queue_checks(wq, work)
     work._pending = True
     _queue_delayed(task, cpu, wq, dwork, delay)
     return True
@@ -1547,16 +1591,8 @@ def mod_delayed_work_on(cpu: int, wq: Workqueue, dwork: DelayedWork, delay: int)
 
     .. versionadded:: 0.1
     """
-    from ._flush import grab_pending
-
-    task = _cur()
-    wq = _resolve(wq)
-    _check_dwork(dwork)
-    delay = _check_delay(delay)
-    if cpu != WORK_CPU_UNBOUND:
-        task.kernel._check_cpu(cpu)
+    task, wq, delay = _delayed_args(cpu, wq, dwork, delay)
     work = dwork.work
-    _queue_checks(wq, work)
     ret = grab_pending(work)
     if work._disable:
         return ret
