@@ -39,11 +39,14 @@ from ._workqueue import (
     _activate_inactive,
     _Barrier,
     _check_work,
+    _Color,
     _resolve,
     grab_pending,
     queue_work_on,
     system_percpu_wq,
     system_workqueue,
+    wq_in_flight,
+    wq_set_limit,
     wq_state,
 )
 
@@ -168,16 +171,17 @@ async def flush_delayed_work(dwork: DelayedWork) -> bool:
 
 
 async def _flush_wq(wq: Workqueue) -> None:
-    target = wq._seq
-    in_flight = wq._in_flight
+    color = wq._color
+    if color.n:
+        # close the current color: what is queued from now on is not waited for
+        wq._old_colors.append(color)
+        wq._color = _Color(color.seq + 1)
+    target = color.seq
+    old = wq._old_colors
 
     def done() -> bool:
-        if not in_flight or next(iter(in_flight)) > target:
-            return True
-        # ask pwq_dec_nr_in_flight() to wake us once everything up to target has finished
-        if wq._flush_target is None or wq._flush_target > target:
-            wq._flush_target = target
-        return False
+        # every color up to ours has finished (color_done() wakes us as each one does)
+        return not old or old[0].seq > target
 
     await wait_var_event(wq, done)
 
@@ -217,7 +221,7 @@ async def _drain(wq: Workqueue) -> None:
     try:
         while True:
             await _flush_wq(wq)
-            busy = bool(wq._in_flight) or any(
+            busy = wq_in_flight(wq) or any(
                 p is not None and (p.inactive or p.nr_active) for p in wq._pwqs
             )
             if not busy:
@@ -532,6 +536,7 @@ def freeze_workqueues(kernel: Kernel) -> None:
     for wq in st.workqueues:
         if wq._flags & WQ_FREEZABLE:
             wq._frozen = True
+            wq_set_limit(wq)
 
 
 def freezable_busy(kernel: Kernel) -> bool:
@@ -551,6 +556,7 @@ def thaw_workqueues(kernel: Kernel) -> None:
     for wq in st.workqueues:
         if wq._frozen:
             wq._frozen = False
+            wq_set_limit(wq)
             for p in wq._pwqs:
                 if p is not None:
                     _activate_inactive(p)
@@ -631,7 +637,7 @@ async def workqueue_shutdown(kernel: Kernel) -> None:
     timeout = kernel.shutdown_timeout
     with anyio.move_on_after(math.inf if timeout is None else timeout) as scope:
         for _ in range(100):
-            busy = [wq for wq in st.workqueues if wq._in_flight]
+            busy = [wq for wq in st.workqueues if wq_in_flight(wq)]
             if not busy:
                 break
             for wq in busy:

@@ -73,6 +73,7 @@ class Work:
     __slots__ = (
         "__weakref__",
         "_barriers",
+        "_color",
         "_disable",
         "_dwork",
         "_inactive",
@@ -80,7 +81,6 @@ class Work:
         "_pool",
         "_pwq",
         "_queue_cpu",
-        "_seq",
         "func",
     )
 
@@ -90,7 +90,7 @@ class Work:
         self._inactive = False  # A: WORK_STRUCT_INACTIVE (parked by max_active)
         self._pwq: PoolWorkqueue | None = None  # A: while queued
         self._pool: WorkerPool | None = None  # A: the pool it last ran on
-        self._seq = 0  # A: flush sequence of the queued instance
+        self._color: Any = None  # A: the flush color it was queued under (while in flight)
         self._queue_cpu = 0  # A: the CPU that queued it (unbound workers run there)
         self._disable = 0  # A: disable depth
         self._barriers: list[Any] | None = None  # A: flush barriers linked behind it

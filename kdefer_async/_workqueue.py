@@ -38,8 +38,8 @@ import inspect
 import sys
 import time
 import types
-from collections import OrderedDict, deque
-from collections.abc import Callable, Coroutine, Generator
+from collections import deque
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -148,6 +148,10 @@ MAX_IDLE_WORKERS_RATIO = 4
 CPU_INTENSIVE_THRESH_US = 10_000
 #: ``cpu_intensive_warning_thresh``: first report at the 4th violation, then 5, 7, 11, 19...
 CPU_INTENSIVE_WARNING_THRESH = 4
+#: A kworker running items back to back lets the rest of the event loop run after this many
+#: items, or once it has kept the loop this long (s): the kernel's cond_resched() per item.
+RESCHED_ITEMS = 256
+RESCHED_S = 0.002
 
 
 class _Stats:
@@ -191,21 +195,24 @@ class Worker:
         "barriers",
         "counted",
         "cpu_intensive",
+        "current_color",
         "current_func",
         "current_pwq",
         "current_work",
+        "current_wq",
         "die",
         "event",
+        "hog_s",
         "id",
+        "in_func",
         "is_idle",
         "last_active",
         "pool",
         "ran",
         "scheduled",
-        "since_yield",
         "started",
+        "t0",
         "task",
-        "yield_at",
     )
 
     def __init__(self, pool: WorkerPool, wid: int, task: KWorkerTask) -> None:
@@ -215,11 +222,15 @@ class Worker:
         self.current_work: Work | None = None  # W
         self.current_func: Callable[..., Any] | None = None  # W
         self.current_pwq: PoolWorkqueue | None = None  # W
+        self.current_wq: Workqueue | None = None  # W
+        self.current_color: _Color | None = None  # W: the flush color of the current item
         #: A: items that collided with the current one (made on first need: most workers
         #: never have any, and an empty deque costs 700 bytes)
         self.scheduled: deque[Work] | None = None
-        self.since_yield = 0  # W: items run since the worker last yielded to the loop
-        self.yield_at = 0.0  # W: perf_counter() when it last yielded
+        self.in_func = False  # W: inside a work function (a suspension there is a sleep)
+        self.t0 = 0.0  # W: perf_counter() when the current item last started or woke
+        #: I: workqueue.cpu_intensive_thresh_us, in seconds
+        self.hog_s = pool.kernel.wq_cpu_intensive_thresh_us / 1_000_000
         self.barriers: list[_Barrier] = []  # A: flushes of the current execution
         self.event: Any = None  # A: set to wake the worker while it is idle
         self.counted = False  # W: counted in pool.nr_running
@@ -234,6 +245,10 @@ class Worker:
     def __repr__(self) -> str:
         cur = f" running {symbol_name(self.current_func)}" if self.current_func else ""
         return f"<Worker {self.task.comm}{cur}>"
+
+    def current_wq_name(self) -> str:
+        wq = self.current_wq
+        return wq._name if wq is not None else "?"
 
 
 class _Barrier:
@@ -315,12 +330,6 @@ class PoolWorkqueue:
         self.nr_active = 0  # A
         self.inactive: deque[Work] = deque()  # A
 
-    def max_active(self) -> int:
-        wq = self.wq
-        if wq._frozen:
-            return 0
-        return wq._max_active
-
 
 class _WQState:
     """Per-kernel workqueue state: pools by CPU, unbound pools, workqueues, system wqs."""
@@ -391,6 +400,37 @@ def unbound_pool(kernel: Kernel, highpri: bool) -> WorkerPool:
 # ---------------------------------------------------------------------------------------------
 
 
+class _Color:
+    """A flush color (``work_color``/``flush_color``): instances queued under it still in flight.
+
+    ``flush_workqueue`` closes the current color and waits until it and every older one have
+    no instance left; instances queued afterwards get a new color and are not waited for.
+    """
+
+    __slots__ = ("n", "seq")
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq  # I: colors are numbered in the order they were opened
+        self.n = 0  # A: instances queued under this color that have not finished
+
+
+def wq_set_limit(wq: Workqueue) -> None:
+    """Recompute what queueing compares ``nr_active`` with, after a freeze, thaw or change."""
+    wq._limit = 0 if wq._frozen else wq._max_active
+
+
+def wq_in_flight(wq: Workqueue) -> bool:
+    """Whether any instance queued on *wq* is still queued or running."""
+    return bool(wq._color.n or wq._old_colors)
+
+
+def color_done(wq: Workqueue, color: _Color) -> None:
+    """An older color's last instance finished: forget it and wake the flushers."""
+    wq._old_colors.remove(color)
+    if wq._kernel is not None:
+        wake_up_var(wq._kernel, wq)
+
+
 class Workqueue:
     """
     ``struct workqueue_struct``, made by :func:`alloc_workqueue` and friends.
@@ -408,18 +448,18 @@ class Workqueue:
 
     __slots__ = (
         "__weakref__",
+        "_color",
         "_destroyed",
         "_draining",
         "_flags",
-        "_flush_target",
         "_frozen",
-        "_in_flight",
         "_kernel",
+        "_limit",
         "_max_active",
         "_name",
+        "_old_colors",
         "_pwqs",
         "_rescuer",
-        "_seq",
         "_stats",
         "_sys_kernel",
         "_sys_target",
@@ -435,12 +475,12 @@ class Workqueue:
         self._draining = 0
         self._destroyed = False
         self._frozen = False
-        self._seq = 0
-        #: A: seq of every queued or running instance, oldest first (an OrderedDict, so that
-        #: the oldest is found in O(1) while the front keeps being removed)
-        self._in_flight: OrderedDict[int, None] = OrderedDict()
-        #: A: the lowest seq a flush_workqueue() waits for (flushers are woken only then)
-        self._flush_target: int | None = None
+        self._limit = 0  # A: max_active, or 0 while frozen (what queueing compares with)
+        #: A: the color new instances are queued under (``wq->work_color``)
+        self._color = _Color(0)
+        #: A: older colors a flush_workqueue() closed that still have instances in flight,
+        #: oldest first
+        self._old_colors: list[_Color] = []
         self._sys_kernel: Kernel | None = None  # A: system refs: the kernel resolved for
         self._sys_target: Workqueue | None = None  # A: ... and its queue
         self._stats = _Stats()
@@ -604,6 +644,7 @@ def alloc_workqueue(fmt: str, flags: int, max_active: int, *args: object) -> Wor
     st.workqueues.append(wq)
     if flags & WQ_FREEZABLE and st.frozen:
         wq._frozen = True
+    wq_set_limit(wq)
     if flags & WQ_MEM_RECLAIM:
         _start_rescuer(wq)
     return wq
@@ -723,10 +764,10 @@ def create_worker(pool: WorkerPool) -> Worker:
     pool.idle.append(worker)
     worker.last_active = kernel.uptime()
     if pool.unbound:
-        kernel._spawn(worker_thread, worker, name=comm)
+        kernel._spawn(kworker_main, worker, name=comm)
     else:
         tg = kernel.cpus[cpu].task_group
-        tg.start_soon(worker_thread, worker, name=comm)
+        tg.start_soon(kworker_main, worker, name=comm)
     return worker
 
 
@@ -749,12 +790,23 @@ def kick_pool(pool: WorkerPool) -> bool:
 
 
 async def worker_thread(worker: Worker) -> None:
-    """The kworker loop: idle until kicked, then run items while the pool lets it."""
+    """The kworker loop: idle until kicked, then run items while the pool lets it.
+
+    Items run in place: a plain function is called, an ``async def`` one's coroutine is awaited
+    right here, so an item costs no task and, unless it sleeps, no trip through the event loop.
+    :class:`_KWorkerDrive` around this coroutine sees every suspension inside an item and does
+    what the scheduler's ``wq_worker_sleeping``/``wq_worker_running`` hooks do.
+    """
     pool = worker.pool
     task = worker.task
     _current.set(task)
     claim(task)
     worker.started = True
+    unbound = pool.unbound
+    worklist = pool.worklist
+    busy = pool.busy
+    perf = time.perf_counter
+    checkpoint = anyio.lowlevel.checkpoint
     try:
         while True:
             if worker.is_idle:
@@ -767,17 +819,17 @@ async def worker_thread(worker: Worker) -> None:
                     return
                 continue
             # kicked: the waker took us off the idle list
-            if not pool.worklist or (not pool.unbound and pool.nr_running):
+            if not worklist or (not unbound and pool.nr_running):
                 _enter_idle(worker)
                 continue
             if not pool.idle:
                 create_worker(pool)  # keep one idle worker in reserve
-            if not pool.unbound:
+            if not unbound:
                 pool.nr_running += 1
                 worker.counted = True
             try:
-                worklist = pool.worklist
-                busy = pool.busy
+                worker.t0 = yield_at = perf()
+                since_yield = 0
                 while worklist:
                     work = worklist.popleft()
                     pool.nr_started += 1  # forward progress, for the watchdog
@@ -787,10 +839,48 @@ async def worker_thread(worker: Worker) -> None:
                             other.scheduled = deque()
                         other.scheduled.append(work)  # runs right after, in that worker
                         continue
-                    await process_one_work(worker, work)
-                    while worker.scheduled:
-                        await process_one_work(worker, worker.scheduled.popleft())
-                    if not pool.unbound and pool.nr_running > 1:
+                    while True:
+                        func = _start_work(worker, work)
+                        worker.in_func = True
+                        try:
+                            result = func(work)
+                            if type(result) is _CoroutineType or (
+                                result is not None and inspect.isawaitable(result)
+                            ):
+                                await result
+                        except KernelPanic:
+                            worker.in_func = False
+                            _finish_work(worker, work, perf())
+                            raise
+                        except Exception as exc:
+                            worker.in_func = False
+                            record_oops(
+                                task,
+                                exc,
+                                f"work function {symbol_name(func)} "
+                                f"(workqueue {worker.current_wq_name()})",
+                            )
+                            _finish_work(worker, work, perf())
+                            pool.kernel._after_oops(exc)
+                        except BaseException:
+                            worker.in_func = False
+                            _finish_work(worker, work, perf())
+                            raise
+                        else:
+                            worker.in_func = False
+                            _finish_work(worker, work, perf())
+                        scheduled = worker.scheduled
+                        if not scheduled:
+                            break
+                        work = scheduled.popleft()  # collided with us: runs right behind
+                    # cond_resched(): let the rest of the loop run every RESCHED_ITEMS items,
+                    # or once a run of items has kept the CPU for RESCHED_S
+                    since_yield += 1
+                    if since_yield >= RESCHED_ITEMS or worker.t0 - yield_at >= RESCHED_S:
+                        await checkpoint()
+                        since_yield = 0
+                        worker.t0 = yield_at = perf()
+                    if not unbound and pool.nr_running > 1:
                         break  # keep_working(): only while we are the only one running
             finally:
                 if worker.counted:
@@ -865,38 +955,50 @@ def _idle_cull(timer: _PoolTimer) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class _Drive:
-    """Await a work function's coroutine, noting every suspension as the worker sleeping."""
+class _KWorkerDrive:
+    """Drive a kworker's :func:`worker_thread` coroutine, watching it suspend.
 
-    __slots__ = ("coro", "first", "worker")
+    A suspension while the worker is inside an item is the item sleeping. Unless it is a bare
+    reschedule (``cond_resched()``), that is ``wq_worker_sleeping()``: a per-CPU pool's running
+    count drops and, if that leaves the pool idle with items waiting, another worker is woken;
+    on resumption the count rises again (``wq_worker_running()``). The time an item spends
+    suspended is not counted as CPU time.
+    """
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], worker: Worker, first: Any) -> None:
-        self.coro = coro
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        self.first = first  # what the coroutine yielded when process_one_work started it
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        coro = self.coro
         worker = self.worker
         pool = worker.pool
+        coro = worker_thread(worker)
+        perf = time.perf_counter
         send: Any = None
         throw: BaseException | None = None
-        yielded = self.first
         while True:
-            if _is_resched(yielded):
-                # a bare checkpoint (cond_resched()): the worker stays runnable
-                sleeping = False
-            else:
-                worker.ran = 0.0  # wq_worker_running() after the sleep restarts the clock
-                sleeping = worker.counted and not worker.cpu_intensive
-            if sleeping:
-                # wq_worker_sleeping(): a running worker blocks; let another one start
-                worker.asleep = True
-                pool.nr_running -= 1
-                if pool.worklist and not pool.nr_running and kick_pool(pool):
-                    pwq = worker.current_pwq
-                    if pwq is not None:
-                        pwq.wq._stats.cm_wakeup += 1
+            try:
+                if throw is None:
+                    yielded = coro.send(send)
+                else:
+                    pending, throw = throw, None
+                    yielded = coro.throw(pending)
+            except StopIteration as stop:
+                return stop.value
+            in_func = worker.in_func
+            if in_func:
+                _account_run(worker, perf() - worker.t0)
+                if not _is_resched(yielded):
+                    worker.ran = 0.0  # the next stretch starts a new CPU-hog measurement
+                    if worker.counted and not worker.cpu_intensive:
+                        # wq_worker_sleeping(): a running worker blocks; let another start
+                        worker.asleep = True
+                        pool.nr_running -= 1
+                        if worklist_waits(pool) and kick_pool(pool):
+                            wq = worker.current_wq
+                            if wq is not None:
+                                wq._stats.cm_wakeup += 1
             try:
                 send = yield yielded
             except GeneratorExit:
@@ -905,21 +1007,25 @@ class _Drive:
             except BaseException as err:
                 throw = err
                 send = None
-            finally:
-                if worker.asleep:
-                    worker.asleep = False
-                    pool.nr_running += 1
-            t0 = time.perf_counter()
-            try:
-                if throw is None:
-                    yielded = coro.send(send)
-                else:
-                    pending, throw = throw, None
-                    yielded = coro.throw(pending)
-            except StopIteration as stop:
-                _account_run(worker, time.perf_counter() - t0)
-                return stop.value
-            _account_run(worker, time.perf_counter() - t0)
+            if worker.asleep:
+                worker.asleep = False
+                pool.nr_running += 1
+            if in_func:
+                worker.t0 = perf()
+
+
+def worklist_waits(pool: WorkerPool) -> bool:
+    return bool(pool.worklist) and not pool.nr_running
+
+
+async def kworker_main(worker: Worker) -> None:
+    """A kworker task's body. The kernel's own panic (``panic_on_oops``) ends it quietly: the
+    kernel raises that panic once, from ``async with``."""
+    try:
+        await _KWorkerDrive(worker)
+    except KernelPanic as exc:
+        if exc is not worker.pool.kernel._panic:
+            raise
 
 
 _CoroutineType = types.CoroutineType
@@ -946,23 +1052,25 @@ def _is_resched(yielded: object) -> bool:
 
 
 def _account_run(worker: Worker, seconds: float) -> None:
-    pwq = worker.current_pwq
-    if pwq is None:
+    """Charge *seconds* of CPU to the worker's current item (it is about to suspend)."""
+    wq = worker.current_wq
+    if wq is None:
         return
-    pwq.wq._stats.cpu_time += seconds
+    wq._stats.cpu_time += seconds
     worker.ran += seconds
-    if (
-        worker.ran * 1_000_000 >= worker.pool.kernel.wq_cpu_intensive_thresh_us
-        and not worker.cpu_intensive
-        and not (worker.pool.unbound or worker.pool.bh)
-    ):
-        # wq_worker_tick(): ran too long without sleeping; flag it CPU-intensive
-        worker.cpu_intensive = True
-        if worker.counted:
-            worker.pool.nr_running -= 1
-        pwq.wq._stats.cpu_intensive += 1
-        _report_hog(worker.pool.kernel, worker.current_func)
-        kick_pool(worker.pool)
+    if worker.ran >= worker.hog_s and not worker.cpu_intensive and not worker.pool.unbound:
+        _hogged(worker, wq)
+
+
+def _hogged(worker: Worker, wq: Workqueue) -> None:
+    """``wq_worker_tick()``: the item ran too long without sleeping; flag it CPU-intensive."""
+    pool = worker.pool
+    worker.cpu_intensive = True
+    if worker.counted:
+        pool.nr_running -= 1
+    wq._stats.cpu_intensive += 1
+    _report_hog(pool.kernel, worker.current_func)
+    kick_pool(pool)
 
 
 def _report_hog(kernel: Kernel, func: object) -> None:
@@ -980,29 +1088,29 @@ def _report_hog(kernel: Kernel, func: object) -> None:
         )
 
 
-async def process_one_work(worker: Worker, work: Work) -> None:
-    """Run one item in *worker*: the kernel's ``process_one_work``."""
+def _start_work(worker: Worker, work: Work) -> Callable[..., Any]:
+    """The bookkeeping of ``process_one_work`` before the function runs; returns it."""
     pool = worker.pool
-    kernel = pool.kernel
-    task = worker.task
     pwq = work._pwq
     assert pwq is not None
     wq = pwq.wq
     func = work.func
+    assert func is not None
     pool.busy[work] = worker
     worker.current_work = work
     worker.current_func = func
     worker.current_pwq = pwq
-    seq = work._seq
+    worker.current_wq = wq
+    worker.current_color = work._color
     barriers = work._barriers
-    work._barriers = None
-    if barriers:
+    if barriers is not None:
+        work._barriers = None
         worker.barriers.extend(barriers)
     work._pending = False  # may now be queued again, or freed, by its own function
     work._pwq = None
     work._pool = pool
     if pool.unbound:
-        task.cpu = work._queue_cpu
+        worker.task.cpu = work._queue_cpu
     wq._stats.started += 1
     worker.ran = 0.0
     if wq._flags & WQ_CPU_INTENSIVE and worker.counted:
@@ -1010,86 +1118,84 @@ async def process_one_work(worker: Worker, work: Work) -> None:
         pool.nr_running -= 1
     if pool.worklist and pool.idle and (pool.unbound or not pool.nr_running):
         kick_pool(pool)  # chain execution for workers that do not count as running
-    prev = task.preempt_count
-    t1 = 0.0
-    try:
-        if func is not None:
-            t0 = time.perf_counter()
-            result = func(work)
-            if type(result) is _CoroutineType:
-                # run it up to its first suspension here; most items never suspend
-                try:
-                    first = result.send(None)
-                except StopIteration:
-                    t1 = time.perf_counter()
-                    _account_run(worker, t1 - t0)
-                else:
-                    _account_run(worker, time.perf_counter() - t0)
-                    await _Drive(result, worker, first)
-            else:
-                t1 = time.perf_counter()
-                _account_run(worker, t1 - t0)
-                if inspect.isawaitable(result):
-                    await result
-    except KernelPanic:
-        raise
-    except Exception as exc:
-        record_oops(task, exc, f"work function {symbol_name(func)} (workqueue {wq._name})")
-        kernel._after_oops(exc)
-    finally:
-        if task.preempt_count != prev:
-            log_text(
-                kernel,
-                3,
-                f"BUG: workqueue leaked atomic, lock or RCU: {task.comm}[{task.pid}]\n"
-                f"     preempt=0x{task.preempt_count:08x} lock=0->0 RCU=0->0 "
-                f"workfn={symbol_name(func)}",
-            )
-            task.preempt_count = prev
-        if worker.cpu_intensive:
-            worker.cpu_intensive = False
-            if worker.counted:
-                pool.nr_running += 1
-        if pool.busy.get(work) is worker:
-            del pool.busy[work]
-        worker.current_work = None
-        worker.current_func = None
-        worker.current_pwq = None
-        wq._stats.completed += 1
-        if worker.barriers:
-            done, worker.barriers = worker.barriers, []
-            complete_barriers(kernel, done)
-        pwq_dec_nr_in_flight(pwq, seq, active=True)
-        # cond_resched(): yield to the rest of the loop every few items, or once an item
-        # (or a run of them) has kept the CPU for 2 ms
-        worker.since_yield += 1
-        if worker.since_yield >= 16 or (t1 or time.perf_counter()) - worker.yield_at >= 0.002:
-            worker.since_yield = 0
-            await anyio.lowlevel.checkpoint()
-            worker.yield_at = time.perf_counter()
+    return func
 
 
-def pwq_dec_nr_in_flight(pwq: PoolWorkqueue, seq: int, *, active: bool) -> None:
+def _finish_work(worker: Worker, work: Work, now: float) -> None:
+    """The bookkeeping of ``process_one_work`` after the function returned (or raised)."""
+    pool = worker.pool
+    pwq = worker.current_pwq
+    wq = worker.current_wq
+    color = worker.current_color
+    assert pwq is not None
+    assert wq is not None
+    assert color is not None
+    ran = now - worker.t0
+    worker.t0 = now
+    wq._stats.cpu_time += ran
+    ran += worker.ran
+    worker.ran = ran
+    if ran >= worker.hog_s and not worker.cpu_intensive and not pool.unbound:
+        _hogged(worker, wq)
+    task = worker.task
+    if task.preempt_count:
+        _leaked_atomic(worker)
+    if worker.cpu_intensive:
+        worker.cpu_intensive = False
+        if worker.counted:
+            pool.nr_running += 1
+    busy = pool.busy
+    if busy.get(work) is worker:
+        del busy[work]
+    worker.current_work = None
+    worker.current_func = None
+    worker.current_pwq = None
+    worker.current_wq = None
+    worker.current_color = None
+    wq._stats.completed += 1
+    if worker.barriers:
+        done, worker.barriers = worker.barriers, []
+        complete_barriers(pool.kernel, done)
+    # pwq_dec_nr_in_flight(), the common case inline
+    pwq.nr_active -= 1
+    if pwq.inactive:
+        _activate_inactive(pwq)
+    color.n -= 1
+    if not color.n and color is not wq._color:
+        color_done(wq, color)
+    if wq._frozen and wq._kernel is not None:
+        wake_up_var(wq._kernel, wq._kernel)  # the freezer waits for active items
+
+
+def _leaked_atomic(worker: Worker) -> None:
+    task = worker.task
+    kernel = worker.pool.kernel
+    log_text(
+        kernel,
+        3,
+        f"BUG: workqueue leaked atomic, lock or RCU: {task.comm}[{task.pid}]\n"
+        f"     preempt=0x{task.preempt_count:08x} lock=0->0 RCU=0->0 "
+        f"workfn={symbol_name(worker.current_func)}",
+    )
+    task.preempt_count = 0
+
+
+def pwq_dec_nr_in_flight(pwq: PoolWorkqueue, color: _Color, *, active: bool) -> None:
     """An instance finished (or was stolen): free its slot, activate the next, wake flushers."""
     wq = pwq.wq
     if active and not pwq.pool.bh:
         pwq.nr_active -= 1
         if pwq.inactive:
             _activate_inactive(pwq)
-    in_flight = wq._in_flight
-    in_flight.pop(seq, None)
-    target = wq._flush_target
-    if target is not None and (not in_flight or next(iter(in_flight)) > target):
-        # every instance a flush_workqueue() waits for has finished: wake the flushers
-        wq._flush_target = None
-        if wq._kernel is not None:
-            wake_up_var(wq._kernel, wq)
+    color.n -= 1
+    if not color.n and color is not wq._color:
+        color_done(wq, color)
     if wq._frozen and wq._kernel is not None:
         wake_up_var(wq._kernel, wq._kernel)  # the freezer waits for active items
 
 
 def _activate_inactive(pwq: PoolWorkqueue) -> None:
-    limit = pwq.max_active()
+    limit = pwq.wq._limit
     pool = pwq.pool
     worklist = pool.worklist
     inactive = pwq.inactive
@@ -1254,7 +1360,7 @@ def bh_pools_action(cpu: CPU, highpri: bool) -> None:
         assert pwq is not None
         wq = pwq.wq
         func = work.func
-        seq = work._seq
+        color = work._color
         barriers = work._barriers
         work._barriers = None
         work._pending = False
@@ -1279,7 +1385,7 @@ def bh_pools_action(cpu: CPU, highpri: bool) -> None:
         wq._stats.completed += 1
         if barriers:
             complete_barriers(kernel, barriers)
-        pwq_dec_nr_in_flight(pwq, seq, active=False)
+        pwq_dec_nr_in_flight(pwq, color, active=False)
         restarts -= 1
         if pool.worklist and (not restarts or kernel.get_jiffies() >= end):
             cpu.pending |= 1 << nr
@@ -1326,10 +1432,9 @@ def _queue_now(task: TaskStruct, cpu: int, wq: Workqueue, work: Work) -> None:
                 pool = last
     work._pwq = pwq
     work._queue_cpu = cpu
-    seq = wq._seq + 1
-    wq._seq = seq
-    work._seq = seq
-    wq._in_flight[seq] = None
+    color = wq._color
+    work._color = color
+    color.n += 1
     if pool.bh:
         pool.worklist.append(work)
         target = pool.kernel.cpus[pool.cpu or 0]
@@ -1337,7 +1442,7 @@ def _queue_now(task: TaskStruct, cpu: int, wq: Workqueue, work: Work) -> None:
         if target.nr != task.cpu or not task.preempt_count & IRQ_MASK:
             wakeup_softirqd(target)
         return
-    if not pwq.inactive and pwq.nr_active < pwq.max_active():
+    if not pwq.inactive and pwq.nr_active < wq._limit:
         pwq.nr_active += 1
         if not pool.worklist:
             kernel = pool.kernel
@@ -1493,7 +1598,7 @@ def grab_pending(work: Work) -> bool:
         work._pwq = None
         barriers = work._barriers
         work._barriers = None
-        pwq_dec_nr_in_flight(pwq, work._seq, active=active)  # activates the next inactive
+        pwq_dec_nr_in_flight(pwq, work._color, active=active)  # activates the next inactive
         if barriers:
             complete_barriers(pool.kernel, barriers)
     work._pending = False
@@ -1713,6 +1818,7 @@ def workqueue_set_max_active(wq: Workqueue, max_active: int) -> None:
         )
         max_active = min(max(max_active, 1), WQ_MAX_ACTIVE)
     wq._max_active = max_active
+    wq_set_limit(wq)
     for pwq in wq._pwqs:
         if pwq is not None:
             _activate_inactive(pwq)

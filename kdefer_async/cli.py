@@ -145,6 +145,8 @@ class _Console:
 
 def _busy(kernel: Kernel) -> bool:
     """Anything left to do: softirqs, scheduled tasklets, queued work, sleeping timers."""
+    from ._workqueue import wq_in_flight
+
     for cpu in kernel.cpus:
         if cpu.pending or cpu.tasklet_vec or cpu.tasklet_hi_vec:
             return True
@@ -156,7 +158,7 @@ def _busy(kernel: Kernel) -> bool:
                     ):
                         return True
     st: Any = getattr(kernel, "_wq_state", None)
-    return bool(st is not None and any(wq._in_flight for wq in st.workqueues))
+    return bool(st is not None and any(wq_in_flight(wq) for wq in st.workqueues))
 
 
 async def _wait_quiet(kernel: Kernel) -> None:
