@@ -37,6 +37,7 @@ from ._workqueue import (
     KWorkerTask,
     Workqueue,
     _activate_inactive,
+    _all_pools,
     _Barrier,
     _check_work,
     _Color,
@@ -47,6 +48,7 @@ from ._workqueue import (
     system_workqueue,
     wq_in_flight,
     wq_set_limit,
+    wq_slow_queueing,
     wq_state,
 )
 
@@ -80,10 +82,7 @@ __all__ = [
 
 
 def _running_worker(work: Work) -> Any:
-    pool = work._pool
-    if pool is None:
-        return None
-    return pool.busy.get(work)
+    return work._worker
 
 
 def _check_self(task: TaskStruct, work: Work, what: str) -> None:
@@ -217,6 +216,7 @@ async def flush_workqueue(wq: Workqueue) -> None:
 async def _drain(wq: Workqueue) -> None:
     kernel = _cur().kernel
     wq._draining += 1
+    wq_slow_queueing(wq)
     tries = 0
     try:
         while True:
@@ -274,6 +274,7 @@ async def destroy_workqueue(wq: Workqueue) -> None:
     # __WQ_DESTROYING: from here on only chained queueing is accepted, also after the drain
     # (while the rescuer stops), so nothing can slip in between the drain and the free.
     wq._draining += 1
+    wq_slow_queueing(wq)
     leaked = False
     try:
         await _drain(wq)
@@ -571,11 +572,18 @@ def wq_stats(kernel: Kernel) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for wq in st.workqueues:
         s = wq._stats
+        # instances executing now: the kworkers inside one of wq's items
+        running = sum(
+            1
+            for pool in _all_pools(st)
+            for w in pool.workers
+            if w.current_work is not None and w.current_pwq is not None and w.current_pwq.wq is wq
+        )
         unbound = bool(wq._flags & WQ_UNBOUND)
         reclaim = bool(wq._flags & WQ_MEM_RECLAIM)
         out[wq._name] = {
-            "total": s.started,
-            "infl": max(0, s.started - s.completed),
+            "total": s.completed + running,
+            "infl": running,
             "CPUtime": round(s.cpu_time, 6),
             "CPUitsv": None if unbound else s.cpu_intensive,
             "CMW/RPR": s.repatriated if unbound else s.cm_wakeup,

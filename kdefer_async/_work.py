@@ -81,6 +81,7 @@ class Work:
         "_pool",
         "_pwq",
         "_queue_cpu",
+        "_worker",
         "func",
     )
 
@@ -90,6 +91,8 @@ class Work:
         self._inactive = False  # A: WORK_STRUCT_INACTIVE (parked by max_active)
         self._pwq: PoolWorkqueue | None = None  # A: while queued
         self._pool: WorkerPool | None = None  # A: the pool it last ran on
+        #: A: the worker executing it now (the kernel's busy_hash entry), if any
+        self._worker: Any = None
         self._color: Any = None  # A: the flush color it was queued under (while in flight)
         self._queue_cpu = 0  # A: the CPU that queued it (unbound workers run there)
         self._disable = 0  # A: disable depth

@@ -165,12 +165,10 @@ class _Stats:
         "mayday",
         "repatriated",
         "rescued",
-        "started",
     )
 
     def __init__(self) -> None:
-        self.started = 0
-        self.completed = 0
+        self.completed = 0  # instances finished (``total`` adds those executing now)
         self.cpu_time = 0.0
         self.cpu_intensive = 0
         self.cm_wakeup = 0
@@ -195,11 +193,9 @@ class Worker:
         "barriers",
         "counted",
         "cpu_intensive",
-        "current_color",
         "current_func",
         "current_pwq",
         "current_work",
-        "current_wq",
         "die",
         "event",
         "hog_s",
@@ -222,8 +218,6 @@ class Worker:
         self.current_work: Work | None = None  # W
         self.current_func: Callable[..., Any] | None = None  # W
         self.current_pwq: PoolWorkqueue | None = None  # W
-        self.current_wq: Workqueue | None = None  # W
-        self.current_color: _Color | None = None  # W: the flush color of the current item
         #: A: items that collided with the current one (made on first need: most workers
         #: never have any, and an empty deque costs 700 bytes)
         self.scheduled: deque[Work] | None = None
@@ -243,12 +237,8 @@ class Worker:
         self.last_active = 0.0  # A
 
     def __repr__(self) -> str:
-        cur = f" running {symbol_name(self.current_func)}" if self.current_func else ""
+        cur = f" running {symbol_name(self.current_func)}" if self.current_work else ""
         return f"<Worker {self.task.comm}{cur}>"
-
-    def current_wq_name(self) -> str:
-        wq = self.current_wq
-        return wq._name if wq is not None else "?"
 
 
 class _Barrier:
@@ -271,7 +261,6 @@ class WorkerPool:
 
     __slots__ = (
         "bh",
-        "busy",
         "cpu",
         "free_ids",
         "highpri",
@@ -301,7 +290,6 @@ class WorkerPool:
         self.worklist: deque[Work] = deque()  # A
         self.idle: list[Worker] = []  # A: LIFO
         self.workers: list[Worker] = []  # A
-        self.busy: dict[Work, Worker] = {}  # A: busy_hash, the items being executed
         self.nr_running = 0  # A
         self.free_ids: list[int] = []  # A: a heap of the ids of retired workers
         self.next_id = 0  # A: the next never-used worker id
@@ -419,6 +407,11 @@ def wq_set_limit(wq: Workqueue) -> None:
     wq._limit = 0 if wq._frozen else wq._max_active
 
 
+def wq_slow_queueing(wq: Workqueue) -> None:
+    """Send every queueing on *wq* through the checks of ``__queue_work`` (draining starts)."""
+    wq._qpwq = [None] * len(wq._qpwq)
+
+
 def wq_in_flight(wq: Workqueue) -> bool:
     """Whether any instance queued on *wq* is still queued or running."""
     return bool(wq._color.n or wq._old_colors)
@@ -459,6 +452,7 @@ class Workqueue:
         "_name",
         "_old_colors",
         "_pwqs",
+        "_qpwq",
         "_rescuer",
         "_stats",
         "_sys_kernel",
@@ -472,6 +466,9 @@ class Workqueue:
         self._max_active = 0
         self._kernel: Kernel | None = None
         self._pwqs: list[PoolWorkqueue | None] = []
+        #: A: by CPU, the pwq queue_work() may use straight away; None sends it the long way
+        #: (not made yet, a BH workqueue, draining or destroyed)
+        self._qpwq: list[PoolWorkqueue | None] = []
         self._draining = 0
         self._destroyed = False
         self._frozen = False
@@ -640,6 +637,7 @@ def alloc_workqueue(fmt: str, flags: int, max_active: int, *args: object) -> Wor
     wq._kernel = kernel
     per_cpu = not flags & WQ_UNBOUND
     wq._pwqs = [None] * kernel.nr_cpus if per_cpu else [None]
+    wq._qpwq = [None] * kernel.nr_cpus
     st = wq_state(kernel)
     st.workqueues.append(wq)
     if flags & WQ_FREEZABLE and st.frozen:
@@ -804,9 +802,9 @@ async def worker_thread(worker: Worker) -> None:
     worker.started = True
     unbound = pool.unbound
     worklist = pool.worklist
-    busy = pool.busy
     perf = time.perf_counter
     checkpoint = anyio.lowlevel.checkpoint
+    hog_s = worker.hog_s
     try:
         while True:
             if worker.is_idle:
@@ -833,14 +831,41 @@ async def worker_thread(worker: Worker) -> None:
                 while worklist:
                     work = worklist.popleft()
                     pool.nr_started += 1  # forward progress, for the watchdog
-                    other = busy.get(work)
-                    if other is not None:
+                    other = work._worker
+                    if other is not None and other.pool is pool:
                         if other.scheduled is None:
                             other.scheduled = deque()
                         other.scheduled.append(work)  # runs right after, in that worker
                         continue
                     while True:
-                        func = _start_work(worker, work)
+                        # process_one_work(): the bookkeeping before the function runs
+                        pwq = work._pwq
+                        assert pwq is not None
+                        wq = pwq.wq
+                        func = work.func
+                        assert func is not None
+                        color = work._color
+                        work._worker = worker
+                        worker.current_work = work
+                        worker.current_func = func
+                        worker.current_pwq = pwq
+                        barriers = work._barriers
+                        if barriers is not None:
+                            work._barriers = None
+                            worker.barriers.extend(barriers)
+                        work._pending = False  # may be queued again by its own function
+                        work._pwq = None
+                        work._pool = pool
+                        if unbound:
+                            task.cpu = work._queue_cpu
+                        stats = wq._stats
+                        if wq._flags & WQ_CPU_INTENSIVE and worker.counted:
+                            worker.cpu_intensive = True
+                            pool.nr_running -= 1
+                        if worklist and pool.idle and (unbound or not pool.nr_running):
+                            kick_pool(pool)  # chain execution for workers not counted running
+                        # the function, in place
+                        err: BaseException | None = None
                         worker.in_func = True
                         try:
                             result = func(work)
@@ -848,27 +873,52 @@ async def worker_thread(worker: Worker) -> None:
                                 result is not None and inspect.isawaitable(result)
                             ):
                                 await result
-                        except KernelPanic:
-                            worker.in_func = False
-                            _finish_work(worker, work, perf())
-                            raise
-                        except Exception as exc:
-                            worker.in_func = False
-                            record_oops(
-                                task,
-                                exc,
-                                f"work function {symbol_name(func)} "
-                                f"(workqueue {worker.current_wq_name()})",
-                            )
-                            _finish_work(worker, work, perf())
-                            pool.kernel._after_oops(exc)
-                        except BaseException:
-                            worker.in_func = False
-                            _finish_work(worker, work, perf())
-                            raise
-                        else:
-                            worker.in_func = False
-                            _finish_work(worker, work, perf())
+                        except BaseException as exc:  # handled below, once the item is done
+                            err = exc
+                        worker.in_func = False
+                        # ... and the bookkeeping after it
+                        now = perf()
+                        ran = now - worker.t0
+                        worker.t0 = now
+                        stats.cpu_time += ran
+                        if worker.ran:
+                            # it rescheduled on the way: that run continues from before
+                            ran += worker.ran
+                            worker.ran = 0.0
+                        if ran >= hog_s and not unbound and not worker.cpu_intensive:
+                            _hogged(worker, wq)
+                        if task.preempt_count:
+                            _leaked_atomic(worker)
+                        if worker.cpu_intensive:
+                            worker.cpu_intensive = False
+                            if worker.counted:
+                                pool.nr_running += 1
+                        if work._worker is worker:
+                            work._worker = None
+                        worker.current_work = None  # (current_func only means something
+                        worker.current_pwq = None  # while current_work is set)
+                        stats.completed += 1
+                        if worker.barriers:
+                            done, worker.barriers = worker.barriers, []
+                            complete_barriers(pool.kernel, done)
+                        # pwq_dec_nr_in_flight(): free the slot, activate the next inactive
+                        # item (onto this pool's worklist, where this loop finds it)
+                        pwq.nr_active -= 1
+                        inactive = pwq.inactive
+                        if inactive and pwq.nr_active < wq._limit:
+                            nxt = inactive.popleft()
+                            nxt._inactive = False
+                            pwq.nr_active += 1
+                            if not worklist:
+                                worklist_busy(pool)
+                            worklist.append(nxt)
+                        color.n -= 1
+                        if not color.n and color is not wq._color:
+                            color_done(wq, color)
+                        if wq._frozen and wq._kernel is not None:
+                            wake_up_var(wq._kernel, wq._kernel)  # the freezer waits
+                        if err is not None:
+                            _work_failed(worker, func, wq, err)
                         scheduled = worker.scheduled
                         if not scheduled:
                             break
@@ -996,9 +1046,9 @@ class _KWorkerDrive:
                         worker.asleep = True
                         pool.nr_running -= 1
                         if worklist_waits(pool) and kick_pool(pool):
-                            wq = worker.current_wq
-                            if wq is not None:
-                                wq._stats.cm_wakeup += 1
+                            pwq = worker.current_pwq
+                            if pwq is not None:
+                                pwq.wq._stats.cm_wakeup += 1
             try:
                 send = yield yielded
             except GeneratorExit:
@@ -1053,9 +1103,10 @@ def _is_resched(yielded: object) -> bool:
 
 def _account_run(worker: Worker, seconds: float) -> None:
     """Charge *seconds* of CPU to the worker's current item (it is about to suspend)."""
-    wq = worker.current_wq
-    if wq is None:
+    pwq = worker.current_pwq
+    if pwq is None:
         return
+    wq = pwq.wq
     wq._stats.cpu_time += seconds
     worker.ran += seconds
     if worker.ran >= worker.hog_s and not worker.cpu_intensive and not worker.pool.unbound:
@@ -1088,83 +1139,24 @@ def _report_hog(kernel: Kernel, func: object) -> None:
         )
 
 
-def _start_work(worker: Worker, work: Work) -> Callable[..., Any]:
-    """The bookkeeping of ``process_one_work`` before the function runs; returns it."""
-    pool = worker.pool
-    pwq = work._pwq
-    assert pwq is not None
-    wq = pwq.wq
-    func = work.func
-    assert func is not None
-    pool.busy[work] = worker
-    worker.current_work = work
-    worker.current_func = func
-    worker.current_pwq = pwq
-    worker.current_wq = wq
-    worker.current_color = work._color
-    barriers = work._barriers
-    if barriers is not None:
-        work._barriers = None
-        worker.barriers.extend(barriers)
-    work._pending = False  # may now be queued again, or freed, by its own function
-    work._pwq = None
-    work._pool = pool
-    if pool.unbound:
-        worker.task.cpu = work._queue_cpu
-    wq._stats.started += 1
-    worker.ran = 0.0
-    if wq._flags & WQ_CPU_INTENSIVE and worker.counted:
-        worker.cpu_intensive = True
-        pool.nr_running -= 1
-    if pool.worklist and pool.idle and (pool.unbound or not pool.nr_running):
-        kick_pool(pool)  # chain execution for workers that do not count as running
-    return func
+def _work_failed(
+    worker: Worker, func: Callable[..., Any], wq: Workqueue, err: BaseException
+) -> None:
+    """A work function raised *err*: an oops (the pool goes on), or re-raised if it is not an
+    ordinary exception (a cancellation, the kernel's panic)."""
+    if not isinstance(err, Exception) or isinstance(err, KernelPanic):
+        raise err
+    record_oops(worker.task, err, f"work function {symbol_name(func)} (workqueue {wq._name})")
+    worker.pool.kernel._after_oops(err)
 
 
-def _finish_work(worker: Worker, work: Work, now: float) -> None:
-    """The bookkeeping of ``process_one_work`` after the function returned (or raised)."""
-    pool = worker.pool
-    pwq = worker.current_pwq
-    wq = worker.current_wq
-    color = worker.current_color
-    assert pwq is not None
-    assert wq is not None
-    assert color is not None
-    ran = now - worker.t0
-    worker.t0 = now
-    wq._stats.cpu_time += ran
-    ran += worker.ran
-    worker.ran = ran
-    if ran >= worker.hog_s and not worker.cpu_intensive and not pool.unbound:
-        _hogged(worker, wq)
-    task = worker.task
-    if task.preempt_count:
-        _leaked_atomic(worker)
-    if worker.cpu_intensive:
-        worker.cpu_intensive = False
-        if worker.counted:
-            pool.nr_running += 1
-    busy = pool.busy
-    if busy.get(work) is worker:
-        del busy[work]
-    worker.current_work = None
-    worker.current_func = None
-    worker.current_pwq = None
-    worker.current_wq = None
-    worker.current_color = None
-    wq._stats.completed += 1
-    if worker.barriers:
-        done, worker.barriers = worker.barriers, []
-        complete_barriers(pool.kernel, done)
-    # pwq_dec_nr_in_flight(), the common case inline
-    pwq.nr_active -= 1
-    if pwq.inactive:
-        _activate_inactive(pwq)
-    color.n -= 1
-    if not color.n and color is not wq._color:
-        color_done(wq, color)
-    if wq._frozen and wq._kernel is not None:
-        wake_up_var(wq._kernel, wq._kernel)  # the freezer waits for active items
+def worklist_busy(pool: WorkerPool) -> None:
+    """The pool's worklist is about to become busy: that is forward progress, and something
+    for the watchdog to watch."""
+    kernel = pool.kernel
+    pool.watchdog_ts = kernel.get_jiffies()
+    if kernel.wq_watchdog_thresh:
+        wq_watchdog_arm(kernel)
 
 
 def _leaked_atomic(worker: Worker) -> None:
@@ -1209,10 +1201,8 @@ def _activate_inactive(pwq: PoolWorkqueue) -> None:
         woke = True
     if woke:
         kick_pool(pool)
-        if was_idle and pool.kernel.wq_watchdog_thresh:
-            # the worklist became busy: progress, and something for the watchdog to watch
-            pool.watchdog_ts = pool.kernel.get_jiffies()
-            wq_watchdog_arm(pool.kernel)
+        if was_idle:
+            worklist_busy(pool)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1366,17 +1356,16 @@ def bh_pools_action(cpu: CPU, highpri: bool) -> None:
         work._pending = False
         work._pwq = None
         work._pool = pool
-        pool.busy[work] = _BH_WORKER
-        wq._stats.started += 1
+        work._worker = _BH_WORKER
         prev = task.preempt_count
         try:
             assert func is not None
             result = func(work)
         except Exception as exc:
-            del pool.busy[work]
+            work._worker = None
             panic_in_interrupt(task, exc, f"BH work {symbol_name(func)}")
             raise
-        del pool.busy[work]
+        work._worker = None
         cpu.progress += 1
         if result is not None:
             run_atomic_result(task, result, func)
@@ -1392,7 +1381,14 @@ def bh_pools_action(cpu: CPU, highpri: bool) -> None:
             break
 
 
-_BH_WORKER: Any = object()
+class _BHWorker:
+    """Stands in ``work._worker`` for a BH item while it runs (in softirq, no kworker)."""
+
+    __slots__ = ()
+    pool = None
+
+
+_BH_WORKER: Any = _BHWorker()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1422,10 +1418,12 @@ def _queue_now(task: TaskStruct, cpu: int, wq: Workqueue, work: Work) -> None:
         cpu = task.cpu
     pwq = wq.pwq_for(cpu)
     pool = pwq.pool
+    if not (pool.bh or wq._draining or wq._destroyed):
+        wq._qpwq[cpu] = pwq  # the next queueing here may take queue_work()'s short way
     last = work._pool
     if last is not None and last is not pool and not pool.bh:
-        running = last.busy.get(work)
-        if running is not None and running is not _BH_WORKER:
+        running = work._worker
+        if running is not None and running is not _BH_WORKER and running.pool is last:
             cur = running.current_pwq
             if cur is not None and cur.wq is wq:
                 pwq = cur
@@ -1445,10 +1443,7 @@ def _queue_now(task: TaskStruct, cpu: int, wq: Workqueue, work: Work) -> None:
     if not pwq.inactive and pwq.nr_active < wq._limit:
         pwq.nr_active += 1
         if not pool.worklist:
-            kernel = pool.kernel
-            pool.watchdog_ts = kernel.get_jiffies()  # the worklist becoming busy is progress
-            if kernel.wq_watchdog_thresh:
-                wq_watchdog_arm(kernel)
+            worklist_busy(pool)
         pool.worklist.append(work)
         if pool.idle and (pool.unbound or not pool.nr_running):
             kick_pool(pool)
@@ -1527,10 +1522,33 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
         _check_work(work)
     if work._pending or work._disable:
         return False
-    if wq._flags & WQ_BH:
-        _queue_checks(wq, work)
+    cpu = task.cpu
+    pwq = wq._qpwq[cpu]
+    if pwq is None or (work._pool is not None and work._pool is not pwq.pool):
+        # the long way: first use, BH, draining or destroyed, or last run on another pool
+        if wq._flags & WQ_BH:
+            _queue_checks(wq, work)
+        work._pending = True
+        _queue_now(task, WORK_CPU_UNBOUND, wq, work)
+        return True
+    # __queue_work(), short: the pwq of this CPU, where the item ran last (if it ran)
     work._pending = True
-    _queue_now(task, WORK_CPU_UNBOUND, wq, work)
+    work._pwq = pwq
+    work._queue_cpu = cpu
+    color = wq._color
+    work._color = color
+    color.n += 1
+    if pwq.inactive or pwq.nr_active >= wq._limit:
+        work._inactive = True
+        pwq.inactive.append(work)
+        return True
+    pwq.nr_active += 1
+    pool = pwq.pool
+    if not pool.worklist:
+        worklist_busy(pool)
+    pool.worklist.append(work)
+    if pool.idle and (pool.unbound or not pool.nr_running):
+        kick_pool(pool)
     return True
 
 
@@ -1763,8 +1781,7 @@ def work_busy(work: Work) -> int:
     from ._work import WORK_BUSY_PENDING, WORK_BUSY_RUNNING
 
     ret = WORK_BUSY_PENDING if work._pending else 0
-    pool = work._pool
-    if pool is not None and work in pool.busy:
+    if work._worker is not None:
         ret |= WORK_BUSY_RUNNING
     return ret
 
