@@ -572,6 +572,7 @@ def wq_stats(kernel: Kernel) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for wq in st.workqueues:
         s = wq._stats
+        pwqs = [p for p in wq._pwqs if p is not None]
         # instances executing now: the kworkers inside one of wq's items
         running = sum(
             1
@@ -582,9 +583,9 @@ def wq_stats(kernel: Kernel) -> dict[str, dict[str, Any]]:
         unbound = bool(wq._flags & WQ_UNBOUND)
         reclaim = bool(wq._flags & WQ_MEM_RECLAIM)
         out[wq._name] = {
-            "total": s.completed + running,
+            "total": sum(p.completed for p in pwqs) + running,
             "infl": running,
-            "CPUtime": round(s.cpu_time, 6),
+            "CPUtime": round(sum(p.cpu_time for p in pwqs), 6),
             "CPUitsv": None if unbound else s.cpu_intensive,
             "CMW/RPR": s.repatriated if unbound else s.cm_wakeup,
             "mayday": s.mayday if reclaim else None,

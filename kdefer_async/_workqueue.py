@@ -159,17 +159,13 @@ class _Stats:
 
     __slots__ = (
         "cm_wakeup",
-        "completed",
         "cpu_intensive",
-        "cpu_time",
         "mayday",
         "repatriated",
         "rescued",
     )
 
     def __init__(self) -> None:
-        self.completed = 0  # instances finished (``total`` adds those executing now)
-        self.cpu_time = 0.0
         self.cpu_intensive = 0
         self.cm_wakeup = 0
         self.repatriated = 0
@@ -200,7 +196,6 @@ class Worker:
         "event",
         "hog_s",
         "id",
-        "in_func",
         "is_idle",
         "last_active",
         "pool",
@@ -221,7 +216,6 @@ class Worker:
         #: A: items that collided with the current one (made on first need: most workers
         #: never have any, and an empty deque costs 700 bytes)
         self.scheduled: deque[Work] | None = None
-        self.in_func = False  # W: inside a work function (a suspension there is a sleep)
         self.t0 = 0.0  # W: perf_counter() when the current item last started or woke
         #: I: workqueue.cpu_intensive_thresh_us, in seconds
         self.hog_s = pool.kernel.wq_cpu_intensive_thresh_us / 1_000_000
@@ -270,10 +264,9 @@ class WorkerPool:
         "kernel",
         "next_id",
         "nr_running",
-        "nr_started",
         "unbound",
         "watchdog_ts",
-        "wd_seen",
+        "wd_head",
         "workers",
         "worklist",
     )
@@ -294,8 +287,9 @@ class WorkerPool:
         self.free_ids: list[int] = []  # A: a heap of the ids of retired workers
         self.next_id = 0  # A: the next never-used worker id
         self.watchdog_ts = 0  # A: jiffies of the last forward progress
-        self.nr_started = 0  # A: items started (forward progress, for the watchdog)
-        self.wd_seen = 0  # A: nr_started at the watchdog's last look
+        #: A: the worklist's first item at the watchdog's last look: while the same item
+        #: stays first, no worker has taken anything from this pool
+        self.wd_head: Work | None = None
         self.idle_timer: TimerList | None = None  # A
 
     def __repr__(self) -> str:
@@ -310,13 +304,15 @@ class WorkerPool:
 class PoolWorkqueue:
     """``struct pool_workqueue``: one workqueue's link to one pool, with ``max_active``."""
 
-    __slots__ = ("inactive", "nr_active", "pool", "wq")
+    __slots__ = ("completed", "cpu_time", "inactive", "nr_active", "pool", "wq")
 
     def __init__(self, wq: Workqueue, pool: WorkerPool) -> None:
         self.wq = wq  # I
         self.pool = pool  # I
         self.nr_active = 0  # A
         self.inactive: deque[Work] = deque()  # A
+        self.completed = 0  # A: instances finished here (wq_stats' ``total`` adds running ones)
+        self.cpu_time = 0.0  # A: seconds they ran
 
 
 class _WQState:
@@ -805,6 +801,7 @@ async def worker_thread(worker: Worker) -> None:
     perf = time.perf_counter
     checkpoint = anyio.lowlevel.checkpoint
     hog_s = worker.hog_s
+    coro_type = _CoroutineType
     try:
         while True:
             if worker.is_idle:
@@ -830,7 +827,6 @@ async def worker_thread(worker: Worker) -> None:
                 since_yield = 0
                 while worklist:
                     work = worklist.popleft()
-                    pool.nr_started += 1  # forward progress, for the watchdog
                     other = work._worker
                     if other is not None and other.pool is pool:
                         if other.scheduled is None:
@@ -858,29 +854,29 @@ async def worker_thread(worker: Worker) -> None:
                         work._pool = pool
                         if unbound:
                             task.cpu = work._queue_cpu
-                        stats = wq._stats
                         if wq._flags & WQ_CPU_INTENSIVE and worker.counted:
                             worker.cpu_intensive = True
                             pool.nr_running -= 1
-                        if worklist and pool.idle and (unbound or not pool.nr_running):
+                        if (unbound or not pool.nr_running) and worklist and pool.idle:
                             kick_pool(pool)  # chain execution for workers not counted running
                         # the function, in place
-                        err: BaseException | None = None
-                        worker.in_func = True
+                        # (a suspension from here until current_work is cleared is the item
+                        # sleeping: _KWorkerDrive watches for it)
                         try:
                             result = func(work)
-                            if type(result) is _CoroutineType or (
+                            if type(result) is coro_type or (
                                 result is not None and inspect.isawaitable(result)
                             ):
                                 await result
                         except BaseException as exc:  # handled below, once the item is done
-                            err = exc
-                        worker.in_func = False
+                            err: BaseException | None = exc
+                        else:
+                            err = None
                         # ... and the bookkeeping after it
                         now = perf()
                         ran = now - worker.t0
                         worker.t0 = now
-                        stats.cpu_time += ran
+                        pwq.cpu_time += ran
                         if worker.ran:
                             # it rescheduled on the way: that run continues from before
                             ran += worker.ran
@@ -897,21 +893,22 @@ async def worker_thread(worker: Worker) -> None:
                             work._worker = None
                         worker.current_work = None  # (current_func only means something
                         worker.current_pwq = None  # while current_work is set)
-                        stats.completed += 1
+                        pwq.completed += 1
                         if worker.barriers:
                             done, worker.barriers = worker.barriers, []
                             complete_barriers(pool.kernel, done)
                         # pwq_dec_nr_in_flight(): free the slot, activate the next inactive
                         # item (onto this pool's worklist, where this loop finds it)
-                        pwq.nr_active -= 1
                         inactive = pwq.inactive
-                        if inactive and pwq.nr_active < wq._limit:
+                        if inactive and pwq.nr_active <= wq._limit:
+                            # the slot passes straight to the first inactive item
                             nxt = inactive.popleft()
                             nxt._inactive = False
-                            pwq.nr_active += 1
                             if not worklist:
                                 worklist_busy(pool)
                             worklist.append(nxt)
+                        else:
+                            pwq.nr_active -= 1
                         color.n -= 1
                         if not color.n and color is not wq._color:
                             color_done(wq, color)
@@ -1036,7 +1033,7 @@ class _KWorkerDrive:
                     yielded = coro.throw(pending)
             except StopIteration as stop:
                 return stop.value
-            in_func = worker.in_func
+            in_func = worker.current_work is not None
             if in_func:
                 _account_run(worker, perf() - worker.t0)
                 if not _is_resched(yielded):
@@ -1107,7 +1104,7 @@ def _account_run(worker: Worker, seconds: float) -> None:
     if pwq is None:
         return
     wq = pwq.wq
-    wq._stats.cpu_time += seconds
+    pwq.cpu_time += seconds
     worker.ran += seconds
     if worker.ran >= worker.hog_s and not worker.cpu_intensive and not worker.pool.unbound:
         _hogged(worker, wq)
@@ -1259,10 +1256,12 @@ def _wq_watchdog_timer_fn(timer: _WatchdogTimer) -> None:
     stalled: list[WorkerPool] = []
     waiting = False
     for pool in _all_pools(st):
-        if pool.nr_started != pool.wd_seen:
-            pool.wd_seen = pool.nr_started
-            pool.watchdog_ts = now  # a worker started items since the last look
-        if not pool.worklist:
+        worklist = pool.worklist
+        head = worklist[0] if worklist else None
+        if head is not pool.wd_head:
+            pool.wd_head = head
+            pool.watchdog_ts = now  # a worker took items since the last look
+        if not worklist:
             continue
         waiting = True
         if now - pool.watchdog_ts > thresh:
@@ -1348,7 +1347,6 @@ def bh_pools_action(cpu: CPU, highpri: bool) -> None:
         work = pool.worklist.popleft()
         pwq = work._pwq
         assert pwq is not None
-        wq = pwq.wq
         func = work.func
         color = work._color
         barriers = work._barriers
@@ -1371,7 +1369,7 @@ def bh_pools_action(cpu: CPU, highpri: bool) -> None:
             run_atomic_result(task, result, func)
         if task.preempt_count != prev:
             task.preempt_count = prev
-        wq._stats.completed += 1
+        pwq.completed += 1
         if barriers:
             complete_barriers(kernel, barriers)
         pwq_dec_nr_in_flight(pwq, color, active=False)
@@ -1507,9 +1505,14 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
     task = _current.get()
     if task is None:
         task = _cur()  # raises the no-kernel error
-    if not isinstance(wq, Workqueue):
-        raise TypeError(f"expected a Workqueue, not {type(wq).__name__}")
-    sysname = wq._sysname
+    try:
+        # (only a Workqueue and a Work have these: anything else gets a TypeError below)
+        sysname = wq._sysname
+        pending = work._pending
+    except AttributeError:
+        _resolve(wq)
+        _check_work(work)
+        raise  # not reached: one of the two raised
     if sysname is not None:
         if wq._sys_kernel is task.kernel and wq._sys_target is not None:
             wq = wq._sys_target
@@ -1518,9 +1521,9 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
             wq._sys_kernel = task.kernel
             wq._sys_target = target
             wq = target
-    if not isinstance(work, Work) or work.func is None:
-        _check_work(work)
-    if work._pending or work._disable:
+    if pending or work._disable or work.func is None:
+        if work.func is None:
+            _check_work(work)
         return False
     cpu = task.cpu
     pwq = wq._qpwq[cpu]
