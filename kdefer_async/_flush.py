@@ -116,6 +116,7 @@ async def _flush_work(work: Work) -> bool:
             await anyio.lowlevel.checkpoint()
             return False
         worker.barriers.append(b)
+        worker.special = True
     await _wait_barrier(b)
     return True
 
@@ -364,6 +365,7 @@ async def _wait_running(work: Work) -> None:
         return
     b = _Barrier()
     worker.barriers.append(b)
+    worker.special = True
     await _wait_barrier(b)
 
 

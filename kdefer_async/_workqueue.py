@@ -151,6 +151,7 @@ CPU_INTENSIVE_WARNING_THRESH = 4
 #: A kworker running items back to back lets the rest of the event loop run after this many
 #: items, or once it has kept the loop this long (s): the kernel's cond_resched() per item.
 RESCHED_ITEMS = 256
+RESCHED_LOOK = 16
 RESCHED_S = 0.002
 
 
@@ -201,6 +202,7 @@ class Worker:
         "pool",
         "ran",
         "scheduled",
+        "special",
         "started",
         "t0",
         "task",
@@ -220,6 +222,9 @@ class Worker:
         #: I: workqueue.cpu_intensive_thresh_us, in seconds
         self.hog_s = pool.kernel.wq_cpu_intensive_thresh_us / 1_000_000
         self.barriers: list[_Barrier] = []  # A: flushes of the current execution
+        #: A: the current item needs the slow end: barriers to complete, CPU-intensive to
+        #: undo, or run time from before a reschedule to add
+        self.special = False
         self.event: Any = None  # A: set to wake the worker while it is idle
         self.counted = False  # W: counted in pool.nr_running
         self.asleep = False  # W: suspended inside a work function
@@ -801,6 +806,7 @@ async def worker_thread(worker: Worker) -> None:
     perf = time.perf_counter
     checkpoint = anyio.lowlevel.checkpoint
     hog_s = worker.hog_s
+    percpu = not unbound
     coro_type = _CoroutineType
     try:
         while True:
@@ -825,6 +831,7 @@ async def worker_thread(worker: Worker) -> None:
             try:
                 worker.t0 = yield_at = perf()
                 since_yield = 0
+                look = RESCHED_LOOK
                 while worklist:
                     work = worklist.popleft()
                     other = work._worker
@@ -849,6 +856,7 @@ async def worker_thread(worker: Worker) -> None:
                         if barriers is not None:
                             work._barriers = None
                             worker.barriers.extend(barriers)
+                            worker.special = True
                         work._pending = False  # may be queued again by its own function
                         work._pwq = None
                         work._pool = pool
@@ -856,6 +864,7 @@ async def worker_thread(worker: Worker) -> None:
                             task.cpu = work._queue_cpu
                         if wq._flags & WQ_CPU_INTENSIVE and worker.counted:
                             worker.cpu_intensive = True
+                            worker.special = True
                             pool.nr_running -= 1
                         if (unbound or not pool.nr_running) and worklist and pool.idle:
                             kick_pool(pool)  # chain execution for workers not counted running
@@ -877,26 +886,17 @@ async def worker_thread(worker: Worker) -> None:
                         ran = now - worker.t0
                         worker.t0 = now
                         pwq.cpu_time += ran
-                        if worker.ran:
-                            # it rescheduled on the way: that run continues from before
-                            ran += worker.ran
-                            worker.ran = 0.0
-                        if ran >= hog_s and not unbound and not worker.cpu_intensive:
+                        if worker.special:
+                            _finish_special(worker, wq, ran)
+                        elif ran >= hog_s and percpu:
                             _hogged(worker, wq)
                         if task.preempt_count:
                             _leaked_atomic(worker)
-                        if worker.cpu_intensive:
-                            worker.cpu_intensive = False
-                            if worker.counted:
-                                pool.nr_running += 1
                         if work._worker is worker:
                             work._worker = None
                         worker.current_work = None  # (current_func only means something
                         worker.current_pwq = None  # while current_work is set)
                         pwq.completed += 1
-                        if worker.barriers:
-                            done, worker.barriers = worker.barriers, []
-                            complete_barriers(pool.kernel, done)
                         # pwq_dec_nr_in_flight(): free the slot, activate the next inactive
                         # item (onto this pool's worklist, where this loop finds it)
                         inactive = pwq.inactive
@@ -921,13 +921,17 @@ async def worker_thread(worker: Worker) -> None:
                             break
                         work = scheduled.popleft()  # collided with us: runs right behind
                     # cond_resched(): let the rest of the loop run every RESCHED_ITEMS items,
-                    # or once a run of items has kept the CPU for RESCHED_S
-                    since_yield += 1
-                    if since_yield >= RESCHED_ITEMS or worker.t0 - yield_at >= RESCHED_S:
-                        await checkpoint()
-                        since_yield = 0
-                        worker.t0 = yield_at = perf()
-                    if not unbound and pool.nr_running > 1:
+                    # or once a run of items has kept the CPU for RESCHED_S (looked at every
+                    # RESCHED_LOOK items)
+                    look -= 1
+                    if not look:
+                        look = RESCHED_LOOK
+                        since_yield += RESCHED_LOOK
+                        if since_yield >= RESCHED_ITEMS or worker.t0 - yield_at >= RESCHED_S:
+                            await checkpoint()
+                            since_yield = 0
+                            worker.t0 = yield_at = perf()
+                    if percpu and pool.nr_running > 1:
                         break  # keep_working(): only while we are the only one running
             finally:
                 if worker.counted:
@@ -1035,6 +1039,7 @@ class _KWorkerDrive:
                 return stop.value
             in_func = worker.current_work is not None
             if in_func:
+                worker.special = True
                 _account_run(worker, perf() - worker.t0)
                 if not _is_resched(yielded):
                     worker.ran = 0.0  # the next stretch starts a new CPU-hog measurement
@@ -1114,6 +1119,7 @@ def _hogged(worker: Worker, wq: Workqueue) -> None:
     """``wq_worker_tick()``: the item ran too long without sleeping; flag it CPU-intensive."""
     pool = worker.pool
     worker.cpu_intensive = True
+    worker.special = True
     if worker.counted:
         pool.nr_running -= 1
     wq._stats.cpu_intensive += 1
@@ -1154,6 +1160,25 @@ def worklist_busy(pool: WorkerPool) -> None:
     pool.watchdog_ts = kernel.get_jiffies()
     if kernel.wq_watchdog_thresh:
         wq_watchdog_arm(kernel)
+
+
+def _finish_special(worker: Worker, wq: Workqueue, ran: float) -> None:
+    """The end of an item that rescheduled, turned CPU-intensive or has flushers waiting."""
+    worker.special = False
+    if worker.ran:
+        # it rescheduled on the way: that run continues from before
+        ran += worker.ran
+        worker.ran = 0.0
+    pool = worker.pool
+    if ran >= worker.hog_s and not pool.unbound and not worker.cpu_intensive:
+        _hogged(worker, wq)
+    if worker.cpu_intensive:
+        worker.cpu_intensive = False
+        if worker.counted:
+            pool.nr_running += 1
+    if worker.barriers:
+        done, worker.barriers = worker.barriers, []
+        complete_barriers(pool.kernel, done)
 
 
 def _leaked_atomic(worker: Worker) -> None:
