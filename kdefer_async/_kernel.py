@@ -864,7 +864,7 @@ class Kernel:
         return f"<Kernel {state} nr_cpus={self.nr_cpus} hz={self.hz}>"
 
 
-async def _no_park(_set_token: Callable[[Any], None]) -> None:  # pragma: no cover
+def _no_park(_task: Any) -> Any:  # pragma: no cover
     raise RuntimeError("the kernel is not running")
 
 

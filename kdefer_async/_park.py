@@ -1,77 +1,85 @@
 """Parking a task until another wakes it: the cheapest sleep each backend offers.
 
-``schedule()`` sleeps here. On asyncio a task waits on a bare future; on trio it uses
-``wait_task_rescheduled``. Both are what ``anyio.Event`` is built on, without the Event's own
-bookkeeping (a waiter set per Event), which matters when thousands of work items sleep at once.
-Cancellation works as for any other await on that backend.
+``schedule()`` and an idle kworker sleep here. ``wait(task)`` stores a wake token in
+``task._wake_event`` and returns what to await; ``unpark(token)`` ends that await. On asyncio
+the token and the awaitable are one bare future; on trio the token is the trio task and the
+awaitable ``wait_task_rescheduled``. Both are what ``anyio.Event`` is built on, without the
+Event's own bookkeeping (a waiter deque per Event, some 700 bytes), which matters when
+thousands of work items sleep at once. Cancellation works as for any other await on that
+backend; a cancelled wait leaves no token behind for a waker to use.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+
+if TYPE_CHECKING:
+    from ._context import TaskStruct
 
 __all__ = ["Parker", "make_parker"]
 
 
 class Parker:
-    """``park(set_token)`` sleeps until ``unpark(token)``; *set_token* receives the token."""
+    """``wait(task)``: an awaitable that ends at ``unpark(task._wake_event)``."""
 
-    __slots__ = ("park", "unpark")
+    __slots__ = ("unpark", "wait")
 
     def __init__(
         self,
-        park: Callable[[Callable[[Any], None]], Awaitable[None]],
+        wait: Callable[[TaskStruct], Awaitable[Any]],
         unpark: Callable[[Any], None],
     ) -> None:
-        self.park = park
+        self.wait = wait
         self.unpark = unpark
 
 
 def _asyncio_parker(loop: Any) -> Parker:
-    async def park(set_token: Callable[[Any], None]) -> None:
-        fut = loop.create_future()
-        set_token(fut)
-        await fut
+    create_future = loop.create_future
+
+    def wait(task: TaskStruct) -> Awaitable[Any]:
+        fut = create_future()
+        task._wake_event = fut
+        return fut  # type: ignore[no-any-return]
 
     def unpark(fut: Any) -> None:
         if not fut.done():
             fut.set_result(None)
 
-    return Parker(park, unpark)
+    return Parker(wait, unpark)
 
 
 def _trio_parker(trio: Any) -> Parker:
     lowlevel = trio.lowlevel
 
-    async def park(set_token: Callable[[Any], None]) -> None:
-        set_token(lowlevel.current_task())
+    def wait(task: TaskStruct) -> Awaitable[Any]:
+        task._wake_event = lowlevel.current_task()
 
         def abort(_raise_cancel: object) -> object:
-            set_token(None)  # nobody may reschedule a task that is being cancelled
+            task._wake_event = None  # nobody may reschedule a task that is being cancelled
             return lowlevel.Abort.SUCCEEDED
 
-        await lowlevel.wait_task_rescheduled(abort)
+        return lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
 
-    def unpark(task: Any) -> None:
-        lowlevel.reschedule(task)
+    def unpark(trio_task: Any) -> None:
+        lowlevel.reschedule(trio_task)
 
-    return Parker(park, unpark)
+    return Parker(wait, unpark)
 
 
 def _anyio_parker() -> Parker:
-    async def park(set_token: Callable[[Any], None]) -> None:
+    def wait(task: TaskStruct) -> Awaitable[Any]:
         ev = anyio.Event()
-        set_token(ev)
-        await ev.wait()
+        task._wake_event = ev
+        return ev.wait()
 
     def unpark(ev: Any) -> None:
         ev.set()
 
-    return Parker(park, unpark)
+    return Parker(wait, unpark)
 
 
 def make_parker() -> Parker:

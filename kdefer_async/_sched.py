@@ -227,11 +227,8 @@ async def schedule() -> None:
         task._hung_reported = False
         kernel._hung_watch(task)
 
-    def set_token(token: object) -> None:
-        task._wake_event = token
-
     try:
-        await kernel._parker.park(set_token)
+        await kernel._parker.wait(task)
     finally:
         task._wake_event = None
         task.state = TASK_RUNNING

@@ -194,7 +194,6 @@ class Worker:
         "current_pwq",
         "current_work",
         "die",
-        "event",
         "hog_s",
         "id",
         "is_idle",
@@ -225,7 +224,6 @@ class Worker:
         #: A: the current item needs the slow end: barriers to complete, CPU-intensive to
         #: undo, or run time from before a reschedule to add
         self.special = False
-        self.event: Any = None  # A: set to wake the worker while it is idle
         self.counted = False  # W: counted in pool.nr_running
         self.asleep = False  # W: suspended inside a work function
         self.cpu_intensive = False  # W
@@ -771,11 +769,12 @@ def create_worker(pool: WorkerPool) -> Worker:
 
 
 def _wake_worker(worker: Worker) -> None:
-    ev = worker.event
-    if ev is not None:
-        worker.event = None
-        worker.task.state = TASK_RUNNING
-        ev.set()
+    task = worker.task
+    task.state = TASK_RUNNING
+    token = task._wake_event
+    if token is not None:
+        task._wake_event = None
+        task.kernel._parker.unpark(token)
 
 
 def kick_pool(pool: WorkerPool) -> bool:
@@ -806,16 +805,19 @@ async def worker_thread(worker: Worker) -> None:
     perf = time.perf_counter
     checkpoint = anyio.lowlevel.checkpoint
     hog_s = worker.hog_s
+    parker = pool.kernel._parker
     percpu = not unbound
     coro_type = _CoroutineType
     try:
         while True:
             if worker.is_idle:
-                ev = anyio.Event()
-                worker.event = ev
+                # sleep until kick_pool() takes us off the idle list (or the cull retires us)
                 task.state = TASK_INTERRUPTIBLE
-                await ev.wait()
-                task.state = TASK_RUNNING
+                try:
+                    await parker.wait(task)
+                finally:
+                    task._wake_event = None
+                    task.state = TASK_RUNNING
                 if worker.die:
                     return
                 continue
