@@ -19,6 +19,8 @@ Kernel invariants modelled (kernel/sched/core.c, kernel/time/sleep_timeout.c, ke
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
+from typing import Any
 
 import anyio
 
@@ -203,6 +205,21 @@ def kernel_dequeue_signal() -> int:
 async def schedule() -> None:
     """``schedule()``: sleep in the state set beforehand; in TASK_RUNNING just yield."""
     task = _cur()
+    state = task.state
+    waiter = _sleep_begin(task)
+    if waiter is None:
+        await anyio.lowlevel.checkpoint()
+        return
+    try:
+        await waiter
+    finally:
+        _sleep_end(task, state)
+
+
+def _sleep_begin(task: TaskStruct) -> Awaitable[Any] | None:
+    """What ``schedule()`` does before it sleeps; returns what to await, or None if the task
+    does not sleep (it is ``TASK_RUNNING``, or a signal is pending for an interruptible sleep)
+    and only yields."""
     if task.preempt_count or task.irqs_off:
         from ._softirq import report_schedule_bug
 
@@ -215,25 +232,24 @@ async def schedule() -> None:
             )
     state = task.state
     if state == TASK_RUNNING:
-        await anyio.lowlevel.checkpoint()
-        return
+        return None
     if state & TASK_INTERRUPTIBLE and _deliverable(task):
         task.state = TASK_RUNNING
-        await anyio.lowlevel.checkpoint()
-        return
+        return None
     kernel = task.kernel
     if state & TASK_UNINTERRUPTIBLE:
         task._sleep_since = kernel.get_jiffies()
         task._hung_reported = False
         kernel._hung_watch(task)
+    return kernel._parker.wait(task)
 
-    try:
-        await kernel._parker.wait(task)
-    finally:
-        task._wake_event = None
-        task.state = TASK_RUNNING
-        if state & TASK_UNINTERRUPTIBLE:
-            kernel._hung_unwatch(task)
+
+def _sleep_end(task: TaskStruct, state: int) -> None:
+    """What ``schedule()`` does once a sleep begun in *state* has ended (or was cancelled)."""
+    task._wake_event = None
+    task.state = TASK_RUNNING
+    if state & TASK_UNINTERRUPTIBLE:
+        task.kernel._hung_unwatch(task)
 
 
 class _SleepTimer(TimerList):
@@ -271,10 +287,17 @@ async def _schedule_timeout(timeout: int) -> int:
     now = kernel.get_jiffies()
     expire = now + timeout
     timer = _SleepTimer(task)
-    cpu = kernel.cpus[task.cpu]
-    _enqueue(cpu.std_base, timer, expire, now)
+    _enqueue(kernel.cpus[task.cpu].std_base, timer, expire, now)
+    state = task.state
     try:
-        await schedule()
+        waiter = _sleep_begin(task)  # (schedule(), without a coroutine of its own)
+        if waiter is None:
+            await anyio.lowlevel.checkpoint()
+        else:
+            try:
+                await waiter
+            finally:
+                _sleep_end(task, state)
     finally:
         if timer._bucket is not None:
             _detach(timer)
@@ -353,7 +376,15 @@ async def msleep(ms: int) -> None:
 
     .. versionadded:: 0.1
     """
-    await _msleep(_check_ms("ms", ms))
+    # (_msleep() inline: one coroutine fewer for every sleeping item)
+    task = _cur()
+    timeout = hz_msecs_to_jiffies(task.kernel.hz, _check_ms("ms", ms))
+    if not timeout:
+        await anyio.lowlevel.checkpoint()
+        return
+    while timeout:
+        task.state = TASK_UNINTERRUPTIBLE
+        timeout = await _schedule_timeout(timeout)
 
 
 @sleeping
