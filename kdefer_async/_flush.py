@@ -46,6 +46,7 @@ from ._workqueue import (
     queue_work_on,
     system_percpu_wq,
     system_workqueue,
+    worker_add_barrier,
     wq_in_flight,
     wq_set_limit,
     wq_slow_queueing,
@@ -115,8 +116,7 @@ async def _flush_work(work: Work) -> bool:
             # a BH item is never observed running from task context
             await anyio.lowlevel.checkpoint()
             return False
-        worker.barriers.append(b)
-        worker.special = True
+        worker_add_barrier(worker, b)
     await _wait_barrier(b)
     return True
 
@@ -364,8 +364,7 @@ async def _wait_running(work: Work) -> None:
         await anyio.lowlevel.checkpoint()
         return
     b = _Barrier()
-    worker.barriers.append(b)
-    worker.special = True
+    worker_add_barrier(worker, b)
     await _wait_barrier(b)
 
 

@@ -44,6 +44,7 @@ from ._context import TaskStruct, _current
 from ._cpu import CPU
 from ._exceptions import KernelPanic, ModuleLoadError, NoKernelError
 from ._hardirq import IrqAction, do_irq, irq_entry, proc_interrupts
+from ._lighttask import LightTasks, light_tasks
 from ._module import ModuleDef, load_definition
 from ._park import Parker, make_parker
 from ._printk import (
@@ -203,6 +204,7 @@ class Kernel:
         self._halted = False  # A
         self._panic: KernelPanic | None = None  # A
         self._root: anyio.abc.TaskGroup | None = None  # I after boot
+        self._light: LightTasks | None = None  # I after boot: on asyncio only
         self._token: Any = None  # I after boot
         self._hung: dict[TaskStruct, None] = {}  # A: tasks in uninterruptible sleep
         self._hung_timer: TimerList | None = None  # A
@@ -275,6 +277,9 @@ class Kernel:
         await root.__aenter__()
         self._root = root
         try:
+            self._light = light_tasks(self)
+            if self._light is not None:
+                root.start_soon(self._light.reap, name="kworker reaper")
             for cpu in self.cpus:
                 await root.start(self._cpu_main, cpu, name=f"cpu{cpu.nr}")
         except BaseException:
@@ -345,6 +350,8 @@ class Kernel:
                 _current.reset(self._token)
         if self._panic is not None:
             raise self._panic
+        if self._light is not None and self._light.failed:
+            raise self._light.failed[0]  # a kworker failed (not a work item: that is an oops)
 
     async def _shutdown(self) -> None:
         """

@@ -284,24 +284,30 @@ async def _schedule_timeout(timeout: int) -> int:
         task.state = TASK_RUNNING
         await anyio.lowlevel.checkpoint()
         return 0
-    now = kernel.get_jiffies()
-    expire = now + timeout
-    timer = _SleepTimer(task)
-    _enqueue(kernel.cpus[task.cpu].std_base, timer, expire, now)
+    timer = _arm_sleep(task, timeout)
     state = task.state
     try:
         waiter = _sleep_begin(task)  # (schedule(), without a coroutine of its own)
-        if waiter is None:
-            await anyio.lowlevel.checkpoint()
-        else:
-            try:
-                await waiter
-            finally:
-                _sleep_end(task, state)
+        await (waiter if waiter is not None else anyio.lowlevel.checkpoint())
     finally:
-        if timer._bucket is not None:
-            _detach(timer)
-    left = expire - kernel.get_jiffies()
+        _sleep_end(task, state)
+    return _disarm_sleep(timer)
+
+
+def _arm_sleep(task: TaskStruct, timeout: int) -> _SleepTimer:
+    """The timer of ``schedule_timeout(timeout)``: it wakes *task* in *timeout* jiffies."""
+    kernel = task.kernel
+    now = kernel.get_jiffies()
+    timer = _SleepTimer(task)
+    _enqueue(kernel.cpus[task.cpu].std_base, timer, now + timeout, now)
+    return timer
+
+
+def _disarm_sleep(timer: _SleepTimer) -> int:
+    """Take the sleep's timer off the wheel if it did not fire; the jiffies left (0 if none)."""
+    if timer._bucket is not None:
+        _detach(timer)
+    left = timer.expires - timer.task.kernel.get_jiffies()
     return left if left > 0 else 0
 
 
@@ -376,7 +382,7 @@ async def msleep(ms: int) -> None:
 
     .. versionadded:: 0.1
     """
-    # (_msleep() inline: one coroutine fewer for every sleeping item)
+    # (_msleep() and schedule_timeout() inline: no coroutine but this one per sleeping item)
     task = _cur()
     timeout = hz_msecs_to_jiffies(task.kernel.hz, _check_ms("ms", ms))
     if not timeout:
@@ -384,7 +390,13 @@ async def msleep(ms: int) -> None:
         return
     while timeout:
         task.state = TASK_UNINTERRUPTIBLE
-        timeout = await _schedule_timeout(timeout)
+        timer = _arm_sleep(task, timeout)
+        try:
+            waiter = _sleep_begin(task)
+            await (waiter if waiter is not None else anyio.lowlevel.checkpoint())
+        finally:
+            _sleep_end(task, TASK_UNINTERRUPTIBLE)
+            timeout = _disarm_sleep(timer)
 
 
 @sleeping

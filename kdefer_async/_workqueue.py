@@ -39,7 +39,7 @@ import sys
 import time
 import types
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -174,16 +174,11 @@ class _Stats:
         self.rescued = 0
 
 
-class KWorkerTask(TaskStruct):
-    """The task of a kworker (``current()`` inside a work function)."""
+class Worker(TaskStruct):
+    """``struct worker`` and its task in one object: a reusable kworker of a pool.
 
-    __slots__ = ("worker",)
-
-    worker: Worker  # I: set right after creation
-
-
-class Worker:
-    """``struct worker``: one reusable kworker task of a pool."""
+    It is what ``current()`` returns inside a work function (as ``KWorkerTask``).
+    """
 
     __slots__ = (
         "asleep",
@@ -194,7 +189,6 @@ class Worker:
         "current_pwq",
         "current_work",
         "die",
-        "hog_s",
         "id",
         "is_idle",
         "last_active",
@@ -204,13 +198,12 @@ class Worker:
         "special",
         "started",
         "t0",
-        "task",
     )
 
-    def __init__(self, pool: WorkerPool, wid: int, task: KWorkerTask) -> None:
+    def __init__(self, pool: WorkerPool, wid: int, comm: str, pid: int, cpu: int) -> None:
+        super().__init__(pool.kernel, comm, pid, cpu, kthread=True)
         self.pool = pool  # I
         self.id = wid  # I
-        self.task = task  # I
         self.current_work: Work | None = None  # W
         self.current_func: Callable[..., Any] | None = None  # W
         self.current_pwq: PoolWorkqueue | None = None  # W
@@ -218,9 +211,8 @@ class Worker:
         #: never have any, and an empty deque costs 700 bytes)
         self.scheduled: deque[Work] | None = None
         self.t0 = 0.0  # W: perf_counter() when the current item last started or woke
-        #: I: workqueue.cpu_intensive_thresh_us, in seconds
-        self.hog_s = pool.kernel.wq_cpu_intensive_thresh_us / 1_000_000
-        self.barriers: list[_Barrier] = []  # A: flushes of the current execution
+        #: A: flushes of the current execution (a list made on first need)
+        self.barriers: list[_Barrier] | None = None
         #: A: the current item needs the slow end: barriers to complete, CPU-intensive to
         #: undo, or run time from before a reschedule to add
         self.special = False
@@ -233,9 +225,22 @@ class Worker:
         self.is_idle = True  # A: on pool.idle
         self.last_active = 0.0  # A
 
+    @property
+    def task(self) -> Worker:
+        """The worker's task: the worker itself."""
+        return self
+
+    @property
+    def worker(self) -> Worker:
+        """The task's worker: the task itself."""
+        return self
+
     def __repr__(self) -> str:
         cur = f" running {symbol_name(self.current_func)}" if self.current_work else ""
-        return f"<Worker {self.task.comm}{cur}>"
+        return f"<Worker {self.comm}{cur}>"
+
+
+KWorkerTask = Worker
 
 
 class _Barrier:
@@ -245,6 +250,14 @@ class _Barrier:
 
     def __init__(self) -> None:
         self.done = False
+
+
+def worker_add_barrier(worker: Worker, b: _Barrier) -> None:
+    """Make *b* wait behind the item *worker* executes now."""
+    if worker.barriers is None:
+        worker.barriers = []
+    worker.barriers.append(b)
+    worker.special = True
 
 
 def complete_barriers(kernel: Kernel, barriers: list[_Barrier]) -> None:
@@ -261,6 +274,7 @@ class WorkerPool:
         "cpu",
         "free_ids",
         "highpri",
+        "hog_s",
         "id",
         "idle",
         "idle_timer",
@@ -294,6 +308,8 @@ class WorkerPool:
         #: stays first, no worker has taken anything from this pool
         self.wd_head: Work | None = None
         self.idle_timer: TimerList | None = None  # A
+        #: I: workqueue.cpu_intensive_thresh_us, in seconds
+        self.hog_s = kernel.wq_cpu_intensive_thresh_us / 1_000_000
 
     def __repr__(self) -> str:
         where = f"cpus={self.cpu}" if self.cpu is not None else "unbound"
@@ -754,14 +770,16 @@ def create_worker(pool: WorkerPool) -> Worker:
     else:
         comm = f"kworker/{pool.cpu}:{wid}{'H' if pool.highpri else ''}"
         cpu = pool.cpu or 0
-    task = KWorkerTask(kernel, comm, kernel._alloc_pid(), cpu, kthread=True)
-    worker = Worker(pool, wid, task)
-    task.worker = worker
+    worker = Worker(pool, wid, comm, kernel._alloc_pid(), cpu)
     pool.workers.append(worker)
     pool.idle.append(worker)
     worker.last_active = kernel.uptime()
     if pool.unbound:
-        kernel._spawn(kworker_main, worker, name=comm)
+        light = kernel._light
+        if light is not None:
+            light.start(_KWorkerDrive(worker), comm)  # the cheapest task the loop offers
+        else:
+            kernel._spawn(kworker_main, worker, name=comm)
     else:
         tg = kernel.cpus[cpu].task_group
         tg.start_soon(kworker_main, worker, name=comm)
@@ -804,7 +822,7 @@ async def worker_thread(worker: Worker) -> None:
     worklist = pool.worklist
     perf = time.perf_counter
     checkpoint = anyio.lowlevel.checkpoint
-    hog_s = worker.hog_s
+    hog_s = pool.hog_s
     parker = pool.kernel._parker
     percpu = not unbound
     coro_type = _CoroutineType
@@ -857,7 +875,10 @@ async def worker_thread(worker: Worker) -> None:
                         barriers = work._barriers
                         if barriers is not None:
                             work._barriers = None
-                            worker.barriers.extend(barriers)
+                            if worker.barriers is None:
+                                worker.barriers = barriers
+                            else:
+                                worker.barriers.extend(barriers)
                             worker.special = True
                         work._pending = False  # may be queued again by its own function
                         work._pwq = None
@@ -1008,64 +1029,72 @@ def _idle_cull(timer: _PoolTimer) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class _KWorkerDrive:
-    """Drive a kworker's :func:`worker_thread` coroutine, watching it suspend.
+class _KWorkerDrive(Coroutine[Any, Any, None]):
+    """A kworker's task coroutine: drives :func:`worker_thread`, watching it suspend.
 
     A suspension while the worker is inside an item is the item sleeping. Unless it is a bare
     reschedule (``cond_resched()``), that is ``wq_worker_sleeping()``: a per-CPU pool's running
     count drops and, if that leaves the pool idle with items waiting, another worker is woken;
     on resumption the count rises again (``wq_worker_running()``). The time an item spends
     suspended is not counted as CPU time.
+
+    It is a coroutine object in its own right (``send``/``throw``/``close``), so an asyncio
+    task can run it directly, and an awaitable (it is its own ``__await__`` iterator), so an
+    ``async def`` can await it: no generator frame and no wrapper coroutine per kworker.
     """
 
-    __slots__ = ("worker",)
+    __slots__ = ("coro", "in_func", "worker")
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
+        self.coro = worker_thread(worker)
+        self.in_func = False  # the last suspension was inside an item
 
-    def __await__(self) -> Generator[Any, Any, Any]:
+    def send(self, value: Any) -> Any:
+        self._resumed()
+        return self._suspending(self.coro.send(value))
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self._resumed()
+        if val is None and tb is None:
+            return self._suspending(self.coro.throw(typ))
+        return self._suspending(self.coro.throw(typ, val, tb))  # pragma: no cover
+
+    def close(self) -> None:
+        self.coro.close()
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        return self  # type: ignore[return-value]
+
+    def _resumed(self) -> None:
         worker = self.worker
-        pool = worker.pool
-        coro = worker_thread(worker)
-        perf = time.perf_counter
-        send: Any = None
-        throw: BaseException | None = None
-        while True:
-            try:
-                if throw is None:
-                    yielded = coro.send(send)
-                else:
-                    pending, throw = throw, None
-                    yielded = coro.throw(pending)
-            except StopIteration as stop:
-                return stop.value
-            in_func = worker.current_work is not None
-            if in_func:
-                worker.special = True
-                _account_run(worker, perf() - worker.t0)
-                if not _is_resched(yielded):
-                    worker.ran = 0.0  # the next stretch starts a new CPU-hog measurement
-                    if worker.counted and not worker.cpu_intensive:
-                        # wq_worker_sleeping(): a running worker blocks; let another start
-                        worker.asleep = True
-                        pool.nr_running -= 1
-                        if worklist_waits(pool) and kick_pool(pool):
-                            pwq = worker.current_pwq
-                            if pwq is not None:
-                                pwq.wq._stats.cm_wakeup += 1
-            try:
-                send = yield yielded
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as err:
-                throw = err
-                send = None
-            if worker.asleep:
-                worker.asleep = False
-                pool.nr_running += 1
-            if in_func:
-                worker.t0 = perf()
+        if worker.asleep:
+            worker.asleep = False
+            worker.pool.nr_running += 1  # wq_worker_running()
+        if self.in_func:
+            worker.t0 = time.perf_counter()
+
+    def _suspending(self, yielded: Any) -> Any:
+        worker = self.worker
+        in_func = self.in_func = worker.current_work is not None
+        if in_func:
+            worker.special = True
+            _account_run(worker, time.perf_counter() - worker.t0)
+            if not _is_resched(yielded):
+                worker.ran = 0.0  # the next stretch starts a new CPU-hog measurement
+                if worker.counted and not worker.cpu_intensive:
+                    # wq_worker_sleeping(): a running worker blocks; let another start
+                    pool = worker.pool
+                    worker.asleep = True
+                    pool.nr_running -= 1
+                    if worklist_waits(pool) and kick_pool(pool):
+                        pwq = worker.current_pwq
+                        if pwq is not None:
+                            pwq.wq._stats.cm_wakeup += 1
+        return yielded
 
 
 def worklist_waits(pool: WorkerPool) -> bool:
@@ -1073,8 +1102,8 @@ def worklist_waits(pool: WorkerPool) -> bool:
 
 
 async def kworker_main(worker: Worker) -> None:
-    """A kworker task's body. The kernel's own panic (``panic_on_oops``) ends it quietly: the
-    kernel raises that panic once, from ``async with``."""
+    """A kworker's body as an anyio task. The kernel's own panic (``panic_on_oops``) ends it
+    quietly: the kernel raises that panic once, from ``async with``."""
     try:
         await _KWorkerDrive(worker)
     except KernelPanic as exc:
@@ -1113,7 +1142,7 @@ def _account_run(worker: Worker, seconds: float) -> None:
     wq = pwq.wq
     pwq.cpu_time += seconds
     worker.ran += seconds
-    if worker.ran >= worker.hog_s and not worker.cpu_intensive and not worker.pool.unbound:
+    if worker.ran >= worker.pool.hog_s and not worker.cpu_intensive and not worker.pool.unbound:
         _hogged(worker, wq)
 
 
@@ -1172,14 +1201,15 @@ def _finish_special(worker: Worker, wq: Workqueue, ran: float) -> None:
         ran += worker.ran
         worker.ran = 0.0
     pool = worker.pool
-    if ran >= worker.hog_s and not pool.unbound and not worker.cpu_intensive:
+    if ran >= pool.hog_s and not pool.unbound and not worker.cpu_intensive:
         _hogged(worker, wq)
     if worker.cpu_intensive:
         worker.cpu_intensive = False
         if worker.counted:
             pool.nr_running += 1
-    if worker.barriers:
-        done, worker.barriers = worker.barriers, []
+    done = worker.barriers
+    if done:
+        worker.barriers = None
         complete_barriers(pool.kernel, done)
 
 
