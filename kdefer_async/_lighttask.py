@@ -3,8 +3,9 @@
 An unbound pool may need one kworker per sleeping item, so thousands of them. An anyio task
 costs about 2 KB of bookkeeping on top of the asyncio task itself (a task handle with an
 Event, a cancel scope, task state, a wrapper coroutine), which would dwarf the item it runs.
-On asyncio, the kernel therefore starts those kworkers with ``loop.create_task`` and keeps
-them in a set. Structured concurrency is kept by hand:
+On asyncio, the kernel therefore starts those kworkers with ``loop.create_task``. The caller
+keeps the strong reference to the task (asyncio itself keeps only a weak one); a light
+task's coroutine names its kernel in ``light_of``. Structured concurrency is kept by hand:
 
 * a reaper task inside the kernel's root task group cancels every light task, and waits for
   them, when the root group is cancelled (shutdown, panic);
@@ -17,6 +18,7 @@ On the other backends there is no such cost to avoid and kworkers are ordinary a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -31,23 +33,33 @@ __all__ = ["LightTasks"]
 class LightTasks:
     """The light tasks of one kernel, on its asyncio loop."""
 
-    __slots__ = ("_done_cb", "failed", "kernel", "loop", "tasks")
+    __slots__ = ("_done_cb", "_done_ctx", "failed", "kernel", "loop")
 
     def __init__(self, kernel: Kernel, loop: asyncio.AbstractEventLoop) -> None:
         self.kernel = kernel  # I
         self.loop = loop  # I
-        self.tasks: set[asyncio.Task[Any]] = set()  # A: started and not yet finished
         self.failed: list[BaseException] = []  # A: what light tasks raised, in order
         self._done_cb = self._done  # I: one bound method for every task
+        #: I: ... and one context to run it in (else each task would copy one)
+        self._done_ctx = contextvars.Context()
 
-    def start(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        """Start *coro* as a light task named *name*."""
+    def start(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Start *coro* (whose ``light_of`` is this kernel) as a light task named *name*; the
+        caller keeps the task."""
         task = self.loop.create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self._done_cb)
+        task.add_done_callback(self._done_cb, context=self._done_ctx)
+        return task
+
+    def live(self) -> list[asyncio.Task[Any]]:
+        """This kernel's light tasks that have not finished."""
+        kernel = self.kernel
+        return [
+            t
+            for t in asyncio.all_tasks(self.loop)
+            if getattr(t.get_coro(), "light_of", None) is kernel
+        ]
 
     def _done(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
         if task.cancelled():
             return
         exc = task.exception()
@@ -63,8 +75,7 @@ class LightTasks:
             await anyio.sleep_forever()
         finally:
             with anyio.CancelScope(shield=True):
-                while self.tasks:
-                    pending = list(self.tasks)
+                while pending := self.live():
                     for task in pending:
                         task.cancel()
                     await asyncio.wait(pending)

@@ -189,6 +189,7 @@ class Worker(TaskStruct):
         "current_pwq",
         "current_work",
         "die",
+        "handle",
         "id",
         "is_idle",
         "last_active",
@@ -207,6 +208,7 @@ class Worker(TaskStruct):
         self.current_work: Work | None = None  # W
         self.current_func: Callable[..., Any] | None = None  # W
         self.current_pwq: PoolWorkqueue | None = None  # W
+        self.handle: Any = None  # I: a light worker's asyncio task (kept alive by this)
         #: A: items that collided with the current one (made on first need: most workers
         #: never have any, and an empty deque costs 700 bytes)
         self.scheduled: deque[Work] | None = None
@@ -777,7 +779,8 @@ def create_worker(pool: WorkerPool) -> Worker:
     if pool.unbound:
         light = kernel._light
         if light is not None:
-            light.start(_KWorkerDrive(worker), comm)  # the cheapest task the loop offers
+            # the cheapest task the loop offers; the worker holds it
+            worker.handle = light.start(_LightWorker(worker), comm)
         else:
             kernel._spawn(kworker_main, worker, name=comm)
     else:
@@ -1095,6 +1098,283 @@ class _KWorkerDrive(Coroutine[Any, Any, None]):
                         if pwq is not None:
                             pwq.wq._stats.cm_wakeup += 1
         return yielded
+
+
+class _LightWorker(Coroutine[Any, Any, None]):
+    """An unbound kworker on asyncio: its whole loop as one coroutine object, no frame.
+
+    Thousands of unbound kworkers may be asleep at once (one per sleeping item), so each is
+    kept as small as it can be: this object is the asyncio task's coroutine and drives the
+    item's coroutine itself; between items it runs :func:`worker_thread`'s logic for an
+    unbound pool (which has no concurrency management) as plain method calls, and its
+    ``process_one_work`` bookkeeping is the inline code of that loop, step for step. While
+    the worker is idle it waits on the parker's future; a due reschedule is a bare yield.
+    """
+
+    __slots__ = (
+        "bare",
+        "batch",
+        "color",
+        "exited",
+        "item",
+        "since",
+        "sub",
+        "work",
+        "worker",
+        "yield_at",
+    )
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker  # I
+        self.item: Any = None  # the current item's coroutine (or awaitable iterator)
+        self.work: Work | None = None  # ... and its work
+        self.color: _Color | None = None  # ... and its flush color
+        self.sub: Any = None  # the iterator of the idle wait
+        self.batch = False  # running the worklist (worker_thread's inner loop)
+        self.bare = False  # the last yield was a bare reschedule
+        self.since = 0  # items run since the last reschedule
+        self.yield_at = 0.0  # perf_counter() at the last reschedule
+        self.exited = False
+
+    # -- the coroutine protocol (what an asyncio task calls) ----------------------------------
+
+    def send(self, value: Any) -> Any:
+        return self._run(value, None)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        exc = typ if isinstance(typ, BaseException) else (val if val is not None else typ())
+        return self._run(None, exc)
+
+    def close(self) -> None:
+        item, sub = self.item, self.sub
+        self.item = self.sub = None
+        try:
+            if item is not None:
+                item.close()
+            if sub is not None and hasattr(sub, "close"):
+                sub.close()
+        finally:
+            self._exit()
+
+    def __await__(self) -> Generator[Any, Any, None]:  # pragma: no cover - run as a task
+        raise TypeError("a light kworker runs as its own task; it is not awaited")
+
+    @property
+    def light_of(self) -> Kernel:
+        """The kernel whose light task this is (see ``_lighttask``)."""
+        return self.worker.kernel
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _run(self, value: Any, exc: BaseException | None) -> Any:
+        worker = self.worker
+        try:
+            if not worker.started:
+                _current.set(worker)
+                claim(worker)
+                worker.started = True
+            worker.t0 = now = time.perf_counter()  # (a new run: sleep time is not CPU time)
+            if self.bare:
+                self.bare = False
+                self.yield_at = now
+            while True:
+                item = self.item
+                if item is not None:
+                    try:
+                        yielded = item.send(value) if exc is None else item.throw(exc)
+                    except StopIteration:
+                        err: BaseException | None = None
+                    except BaseException as e:  # handled in _end(), once the item is done
+                        err = e
+                    else:
+                        self._suspends(yielded)
+                        return yielded
+                    value = exc = None
+                    self.item = None
+                    self._end(err)
+                    if self._resched_due():
+                        return None
+                    continue
+                sub = self.sub
+                if sub is not None:
+                    try:
+                        yielded = sub.send(value) if exc is None else sub.throw(exc)
+                    except StopIteration:
+                        self.sub = None
+                        value = None
+                        worker._wake_event = None
+                        worker.state = TASK_RUNNING
+                        if worker.die:
+                            raise StopIteration from None
+                        continue
+                    return yielded
+                if exc is not None:
+                    raise exc  # thrown at a bare reschedule: a cancellation
+                work = self._next_work()
+                if work is None:
+                    # idle until kick_pool() takes us off the idle list (or the cull retires us)
+                    worker.state = TASK_INTERRUPTIBLE
+                    self.sub = worker.kernel._parker.wait(worker).__await__()
+                    continue
+                if not self._begin(work) and self._resched_due():
+                    return None
+        except BaseException:
+            self._exit()
+            raise
+
+    def _next_work(self) -> Work | None:
+        """The next item for this worker, or None to go idle (worker_thread's loop)."""
+        worker = self.worker
+        pool = worker.pool
+        worklist = pool.worklist
+        scheduled = worker.scheduled
+        if scheduled:
+            return scheduled.popleft()  # collided with the last one: runs right behind it
+        while True:
+            if not self.batch:
+                if worker.is_idle:
+                    return None
+                # kicked: the waker took us off the idle list
+                if not worklist:
+                    _enter_idle(worker)
+                    return None
+                if not pool.idle:
+                    create_worker(pool)  # keep one idle worker in reserve
+                self.batch = True
+                self.since = 0
+                self.yield_at = worker.t0
+            if not worklist:
+                self.batch = False
+                _enter_idle(worker)
+                kick_pool(pool)
+                return None
+            work = worklist.popleft()
+            other = work._worker
+            if other is not None and other.pool is pool:
+                if other.scheduled is None:
+                    other.scheduled = deque()
+                other.scheduled.append(work)  # runs right after, in that worker
+                continue
+            return work
+
+    def _begin(self, work: Work) -> bool:
+        """Start *work* (``process_one_work``); True if it suspended, False if it is done."""
+        worker = self.worker
+        pool = worker.pool
+        pwq = work._pwq
+        assert pwq is not None
+        func = work.func
+        assert func is not None
+        self.work = work
+        self.color = work._color
+        work._worker = worker
+        worker.current_work = work
+        worker.current_func = func
+        worker.current_pwq = pwq
+        barriers = work._barriers
+        if barriers is not None:
+            work._barriers = None
+            if worker.barriers is None:
+                worker.barriers = barriers
+            else:
+                worker.barriers.extend(barriers)
+            worker.special = True
+        work._pending = False  # may be queued again by its own function
+        work._pwq = None
+        work._pool = pool
+        worker.cpu = work._queue_cpu
+        if pool.worklist and pool.idle:
+            kick_pool(pool)  # chain execution: unbound workers never count as running
+        try:
+            result = func(work)
+        except BaseException as e:
+            self._end(e)
+            return False
+        if type(result) is _CoroutineType:
+            self.item = result
+        elif result is not None and inspect.isawaitable(result):
+            self.item = result.__await__()
+        else:
+            self._end(None)
+            return False
+        return True
+
+    def _suspends(self, yielded: Any) -> None:
+        """The item suspended: charge its run so far; a real sleep restarts the clock."""
+        worker = self.worker
+        worker.special = True
+        _account_run(worker, time.perf_counter() - worker.t0)
+        if not _is_resched(yielded):
+            worker.ran = 0.0
+
+    def _end(self, err: BaseException | None) -> None:
+        """The bookkeeping after the function returned or raised (``process_one_work``)."""
+        worker = self.worker
+        pool = worker.pool
+        work = self.work
+        color = self.color
+        pwq = worker.current_pwq
+        func = worker.current_func
+        assert work is not None
+        assert color is not None
+        assert pwq is not None
+        assert func is not None
+        self.work = None
+        self.color = None
+        wq = pwq.wq
+        now = time.perf_counter()
+        ran = now - worker.t0
+        worker.t0 = now
+        pwq.cpu_time += ran
+        if worker.special:
+            _finish_special(worker, wq, ran)
+        if worker.preempt_count:
+            _leaked_atomic(worker)
+        if work._worker is worker:
+            work._worker = None
+        worker.current_work = None
+        worker.current_pwq = None
+        pwq.completed += 1
+        inactive = pwq.inactive
+        if inactive and pwq.nr_active <= wq._limit:
+            nxt = inactive.popleft()
+            nxt._inactive = False
+            if not pool.worklist:
+                worklist_busy(pool)
+            pool.worklist.append(nxt)
+        else:
+            pwq.nr_active -= 1
+        color.n -= 1
+        if not color.n and color is not wq._color:
+            color_done(wq, color)
+        if wq._frozen and wq._kernel is not None:
+            wake_up_var(wq._kernel, wq._kernel)
+        if err is not None:
+            _work_failed(worker, func, wq, err)
+
+    def _resched_due(self) -> bool:
+        """cond_resched(): after RESCHED_ITEMS items, or RESCHED_S of running, yield once."""
+        if not self.batch:
+            return False
+        self.since += 1
+        if self.since >= RESCHED_ITEMS or self.worker.t0 - self.yield_at >= RESCHED_S:
+            self.since = 0
+            self.bare = True
+            return True
+        return False
+
+    def _exit(self) -> None:
+        """The worker's task ends: off the pool's lists, its id free again."""
+        if self.exited:
+            return
+        self.exited = True
+        worker = self.worker
+        pool = worker.pool
+        if worker in pool.workers:
+            pool.workers.remove(worker)
+        if worker.is_idle and worker in pool.idle:
+            pool.idle.remove(worker)
+        heapq.heappush(pool.free_ids, worker.id)
 
 
 def worklist_waits(pool: WorkerPool) -> bool:
