@@ -97,7 +97,7 @@ from kdefer_async import (
     workqueue_congested,
     workqueue_set_max_active,
 )
-from kdefer_async._workqueue import wq_state
+from kdefer_async._workqueue import _all_pools, wq_state
 from kdefer_async.testing import settle
 
 pytestmark = pytest.mark.anyio
@@ -179,6 +179,20 @@ def unbound_wq(name: str, max_active: int = 0, flags: int = 0) -> Workqueue:
     return wq
 
 
+#: Tests that run on both kinds of pool: per-CPU pools run items inline in the kworker loop
+#: with concurrency management; unbound pools have none (and on asyncio their kworkers are
+#: light tasks, each one coroutine object driving its item).
+KINDS = pytest.mark.parametrize("kind", ["percpu", "unbound"])
+
+
+def kind_wq(kind: str, name: str, max_active: int = 0, flags: int = 0) -> Workqueue:
+    return (percpu_wq if kind == "percpu" else unbound_wq)(name, max_active, flags)
+
+
+def kworker_re(kind: str) -> re.Pattern[str]:
+    return KWORKER if kind == "percpu" else KWORKER_UNBOUND
+
+
 def warnings(k: Kernel) -> int:
     """How many WARN splats are in the log."""
     return logged(k, "WARNING: CPU:")
@@ -230,11 +244,13 @@ class TestQueueWork:
             assert not work_pending(w)
             await destroy_workqueue(wq)
 
-    async def test_requeue_while_running_runs_after(self) -> None:
-        """WQ-02: requeueing a running item is True; it runs again after, in the same worker."""
+    @KINDS
+    async def test_requeue_while_running_runs_after(self, kind: str) -> None:
+        """WQ-02: requeueing a running item is True; it runs again after, in the same worker
+        (on an unbound pool another worker takes it first and hands it over)."""
         tr = Trace()
         async with Kernel(nr_cpus=2, hz=250):
-            wq = percpu_wq("wq02")
+            wq = kind_wq(kind, "wq02")
             started, gate = Completion(), Completion()
             w = async_work(tr, "A", gate=gate, started=started)
             assert queue_work(wq, w)
@@ -247,11 +263,12 @@ class TestQueueWork:
             assert tr.where["A"][0] == tr.where["A"][1]
             await destroy_workqueue(wq)
 
-    async def test_requeue_from_own_function(self) -> None:
+    @KINDS
+    async def test_requeue_from_own_function(self, kind: str) -> None:
         """WQ-02: an item may requeue itself from its function: one more run, no overlap."""
         tr = Trace()
         async with Kernel(nr_cpus=2, hz=250):
-            wq = percpu_wq("self")
+            wq = kind_wq(kind, "self")
             results: list[bool] = []
 
             async def fn(work: Work) -> None:
@@ -1007,11 +1024,12 @@ class TestPools:
 
 
 class TestOops:
-    async def test_exception_is_an_oops_and_the_pool_goes_on(self) -> None:
+    @KINDS
+    async def test_exception_is_an_oops_and_the_pool_goes_on(self, kind: str) -> None:
         """An exception in a work function is an oops of the kworker; other items still run."""
         tr = Trace()
         async with Kernel(nr_cpus=2, hz=250) as k:
-            wq = percpu_wq("oopsq")
+            wq = kind_wq(kind, "oopsq")
 
             def broken_fn(_work: Work) -> None:
                 raise ValueError("broken work")
@@ -1026,7 +1044,7 @@ class TestOops:
             assert len(k.oopses) == 1
             oops = k.oopses[0]
             assert isinstance(oops.exception, ValueError)
-            assert KWORKER.match(oops.comm)
+            assert kworker_re(kind).match(oops.comm)
             log = k.dmesg()
             bug = [line for line in log if "BUG: unhandled exception" in line]
             assert len(bug) == 1
@@ -1310,12 +1328,13 @@ class TestRescuer:
 
 
 class TestFreezer:
-    async def test_freezable_wq_holds_new_items_until_thaw(self) -> None:
+    @KINDS
+    async def test_freezable_wq_holds_new_items_until_thaw(self, kind: str) -> None:
         """WQ-25: a freeze lets the running item finish and starts no new one until thaw."""
         tr = Trace()
         frozen_at: list[int] = []
         async with Kernel(nr_cpus=2, hz=250) as k:
-            frz = percpu_wq("frz", 0, WQ_FREEZABLE)
+            frz = kind_wq(kind, "frz", 0, WQ_FREEZABLE)
             normal = percpu_wq("normal")
             started, gate = Completion(), Completion()
             queue_work(frz, async_work(tr, "running", gate=gate, started=started))
@@ -1499,7 +1518,8 @@ class TestBHWorkqueue:
 
 
 class TestLeakedAtomic:
-    async def test_work_returning_with_a_spinlock_held(self) -> None:
+    @KINDS
+    async def test_work_returning_with_a_spinlock_held(self, kind: str) -> None:
         """CTX-13: a work function that returns holding a spinlock is reported as
         `BUG: workqueue leaked atomic, lock or RCU: kworker/...[pid]` with preempt=0x00000001
         and workfn=<fn>; the worker's count is restored and it goes on with other items."""
@@ -1515,14 +1535,133 @@ class TestLeakedAtomic:
             after.append(preempt_count())
 
         async with Kernel(nr_cpus=1, hz=250) as k:
-            wq = alloc_workqueue("leak", WQ_PERCPU, 1)
-            assert wq is not None
+            wq = kind_wq(kind, "leak", 1)
             queue_work(wq, Work(leaky))
             queue_work(wq, Work(next_item))
             await flush_workqueue(wq)
         lines = [line.split("] ", 1)[1] for line in k.dmesg()]
         (i,) = [n for n, line in enumerate(lines) if "BUG: workqueue leaked atomic" in line]
-        assert lines[i].startswith("BUG: workqueue leaked atomic, lock or RCU: kworker/0:")
+        where = "kworker/0:" if kind == "percpu" else "kworker/u"
+        assert lines[i].startswith(f"BUG: workqueue leaked atomic, lock or RCU: {where}")
         assert "preempt=0x00000001" in lines[i + 1]
         assert lines[i + 1].strip().endswith("workfn=leaky")
         assert after == [0]
+
+
+# --- the worker loop itself ----------------------------------------------------------------------
+
+
+def _find(exc: BaseException, target: BaseException) -> bool:
+    """Whether *target* is *exc* or inside it (exception groups, causes)."""
+    if exc is target:
+        return True
+    subs = getattr(exc, "exceptions", ())
+    return any(_find(e, target) for e in subs) or (
+        exc.__cause__ is not None and _find(exc.__cause__, target)
+    )
+
+
+class TestWorkerLoop:
+    @KINDS
+    async def test_a_run_of_items_lets_the_loop_in(self, kind: str) -> None:
+        """Items that never sleep still let other tasks run now and then (the kernel's
+        cond_resched() after each item): a task woken by the first of 1000 such items runs
+        before the last one has."""
+        n = 1000
+        done: list[Work] = []
+        seen: list[int] = []
+        first = Completion()
+
+        def fn(w: Work) -> None:
+            done.append(w)
+            if len(done) == 1:
+                complete(first)
+
+        async def watcher(_data: object) -> int:
+            await wait_for_completion(first)
+            seen.append(len(done))
+            return 0
+
+        async with Kernel(nr_cpus=1, hz=250):
+            wq = kind_wq(kind, "burst", WQ_MAX_ACTIVE)
+            task = kthread_run(watcher, None, "watcher")
+            await settle()  # the watcher waits on `first`
+            for _ in range(n):
+                queue_work(wq, Work(fn))
+            await flush_workqueue(wq)
+            assert await kthread_stop(task) == 0
+        assert len(done) == n
+        assert len(seen) == 1
+        assert 0 < seen[0] < n
+
+    @KINDS
+    async def test_plain_function_returning_an_awaitable(self, kind: str) -> None:
+        """A plain work function that returns an awaitable (not a coroutine) has it awaited
+        in the kworker, as part of the item: flush_work() returns after it finished."""
+        log: list[str] = []
+
+        class Later:
+            def __await__(self) -> Any:
+                yield from anyio.lowlevel.checkpoint().__await__()
+                log.append(current().comm)
+
+        def fn(_w: Work) -> Later:
+            log.append("called")
+            return Later()
+
+        async with Kernel(nr_cpus=1, hz=250):
+            wq = kind_wq(kind, "later")
+            w = Work(fn)
+            queue_work(wq, w)
+            assert await flush_work(w) is True
+            assert log[0] == "called"
+            assert kworker_re(kind).match(log[1])
+
+    @KINDS
+    async def test_kworkers_end_with_the_kernel(self, kind: str) -> None:
+        """Leaving the kernel ends every kworker, also one stuck in an item (cancelled after
+        shutdown_timeout, and named): none is left running behind it."""
+        never = Completion()
+
+        async def stuck(_w: Work) -> None:
+            await wait_for_completion(never)
+
+        async with Kernel(nr_cpus=1, hz=250, shutdown_timeout=0) as k:
+            wq = kind_wq(kind, "reap")
+            queue_work(wq, Work(stuck))
+            await settle()
+            pools = [p for p in _all_pools(wq_state(k)) if p.workers]
+            assert any(w.current_work is not None for p in pools for w in p.workers)
+        assert all(not p.workers for p in pools)
+        assert any("work stuck on reap still running in kworker/" in x for x in k.dmesg())
+        try:
+            import asyncio
+
+            tasks = asyncio.all_tasks()
+        except RuntimeError:  # not on asyncio
+            tasks = set()
+        assert not [t for t in tasks if "kworker" in t.get_name()]
+
+    @KINDS
+    async def test_a_failing_kworker_is_not_lost(
+        self, kind: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If a kworker itself fails (a bug in the model, not an oops of a work function),
+        leaving the kernel raises that error: it is not lost with the task."""
+        import kdefer_async._workqueue as wqmod
+
+        boom = RuntimeError("kworker bug")
+
+        def broken(_worker: object) -> None:
+            raise boom
+
+        async def boot() -> None:
+            async with Kernel(nr_cpus=1, hz=250):
+                wq = kind_wq(kind, "bug")
+                monkeypatch.setattr(wqmod, "_enter_idle", broken)
+                queue_work(wq, Work(lambda _w: None))
+                await settle()
+
+        with pytest.raises(BaseException) as info:
+            await boot()
+        assert _find(info.value, boom)
