@@ -903,49 +903,47 @@ async def worker_thread(worker: Worker) -> None:
                                 result is not None and inspect.isawaitable(result)
                             ):
                                 await result
-                        except BaseException as exc:  # handled below, once the item is done
-                            err: BaseException | None = exc
-                        else:
-                            err = None
-                        # ... and the bookkeeping after it
-                        now = perf()
-                        ran = now - worker.t0
-                        worker.t0 = now
-                        pwq.cpu_time += ran
-                        if worker.special:
-                            _finish_special(worker, wq, ran)
-                        elif ran >= hog_s and percpu:
-                            _hogged(worker, wq)
-                        if task.preempt_count:
-                            _leaked_atomic(worker)
-                        if work._worker is worker:
-                            work._worker = None
-                        worker.current_work = None  # (current_func only means something
-                        worker.current_pwq = None  # while current_work is set)
-                        pwq.completed += 1
-                        # pwq_dec_nr_in_flight(): free the slot, activate the next inactive
-                        # item (onto this pool's worklist, where this loop finds it)
-                        inactive = pwq.inactive
-                        if inactive and pwq.nr_active <= wq._limit:
-                            # the slot passes straight to the first inactive item
-                            nxt = inactive.popleft()
-                            nxt._inactive = False
-                            if not worklist:
-                                worklist_busy(pool)
-                            worklist.append(nxt)
-                        else:
-                            pwq.nr_active -= 1
-                        color.n -= 1
-                        if not color.n and color is not wq._color:
-                            color_done(wq, color)
-                        if wq._frozen and wq._kernel is not None:
-                            wake_up_var(wq._kernel, wq._kernel)  # the freezer waits
-                        if err is not None:
-                            _work_failed(worker, func, wq, err)
-                        scheduled = worker.scheduled
-                        if not scheduled:
+                        except KernelPanic:
+                            raise
+                        except Exception as exc:
+                            _work_oops(worker, func, wq, exc)  # (may panic: panic_on_oops)
+                        finally:
+                            # ... and the bookkeeping after it (also when cancelled)
+                            now = perf()
+                            ran = now - worker.t0
+                            worker.t0 = now
+                            pwq.cpu_time += ran
+                            if worker.special:
+                                _finish_special(worker, wq, ran)
+                            elif ran >= hog_s and percpu:
+                                _hogged(worker, wq)
+                            if task.preempt_count:
+                                _leaked_atomic(worker)
+                            if work._worker is worker:
+                                work._worker = None
+                            worker.current_work = None  # (current_func only means something
+                            worker.current_pwq = None  # while current_work is set)
+                            pwq.completed += 1
+                            # pwq_dec_nr_in_flight(): free the slot, activate the next inactive
+                            # item (onto this pool's worklist, where this loop finds it)
+                            inactive = pwq.inactive
+                            if inactive and pwq.nr_active <= wq._limit:
+                                # the slot passes straight to the first inactive item
+                                nxt = inactive.popleft()
+                                nxt._inactive = False
+                                if not worklist:
+                                    worklist_busy(pool)
+                                worklist.append(nxt)
+                            else:
+                                pwq.nr_active -= 1
+                            color.n -= 1
+                            if not color.n and color is not wq._color:
+                                color_done(wq, color)
+                            if wq._frozen and wq._kernel is not None:
+                                wake_up_var(wq._kernel, wq._kernel)  # the freezer waits
+                        if not worker.scheduled:
                             break
-                        work = scheduled.popleft()  # collided with us: runs right behind
+                        work = worker.scheduled.popleft()  # collided with us: runs behind
                     # cond_resched(): let the rest of the loop run every RESCHED_ITEMS items,
                     # or once a run of items has kept the CPU for RESCHED_S (looked at every
                     # RESCHED_LOOK items)
@@ -1460,7 +1458,13 @@ def _work_failed(
     ordinary exception (a cancellation, the kernel's panic)."""
     if not isinstance(err, Exception) or isinstance(err, KernelPanic):
         raise err
-    record_oops(worker.task, err, f"work function {symbol_name(func)} (workqueue {wq._name})")
+    _work_oops(worker, func, wq, err)
+
+
+def _work_oops(worker: Worker, func: Callable[..., Any], wq: Workqueue, err: Exception) -> None:
+    """A work function raised *err*: an oops of the kworker; the pool goes on (unless the
+    kernel panics on oops: then this raises the panic)."""
+    record_oops(worker, err, f"work function {symbol_name(func)} (workqueue {wq._name})")
     worker.pool.kernel._after_oops(err)
 
 
