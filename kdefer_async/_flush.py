@@ -583,15 +583,25 @@ def wq_stats(kernel: Kernel) -> dict[str, dict[str, Any]]:
         )
         unbound = bool(wq._flags & WQ_UNBOUND)
         reclaim = bool(wq._flags & WQ_MEM_RECLAIM)
-        out[wq._name] = {
+        row: dict[str, Any] = {
             "total": sum(p.completed for p in pwqs) + running,
             "infl": running,
-            "CPUtime": round(sum(p.cpu_time for p in pwqs), 6),
+            "CPUtime": sum(p.cpu_time for p in pwqs),
             "CPUitsv": None if unbound else s.cpu_intensive,
             "CMW/RPR": s.repatriated if unbound else s.cm_wakeup,
             "mayday": s.mayday if reclaim else None,
             "rescued": s.rescued if reclaim else None,
         }
+        same = out.get(wq._name)
+        if same is not None:
+            # two workqueues of one name (system_wq and system_percpu_wq are both "events"):
+            # one row, as their shared name is all wq_monitor could tell them apart by
+            row = {
+                key: value if same[key] is None else same[key] + value for key, value in row.items()
+            }
+        out[wq._name] = row
+    for row in out.values():
+        row["CPUtime"] = round(row["CPUtime"], 6)
     return out
 
 

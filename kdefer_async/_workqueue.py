@@ -131,6 +131,9 @@ _WQ_DESTROYING = 1 << 15
 _WQ_DRAINING = 1 << 16
 _WQ_ORDERED = 1 << 17
 _WQ_LEGACY = 1 << 18
+#: ``__WQ_DEPRECATED`` (7.2): ``system_wq`` and ``system_unbound_wq``; queueing on them prints
+#: a one-time warning.
+_WQ_DEPRECATED = 1 << 19
 _WQ_BH_ALLOWS = WQ_BH | WQ_HIGHPRI | WQ_PERCPU
 
 WQ_MAX_ACTIVE = 2048
@@ -717,6 +720,14 @@ _SYSTEM_WQS: dict[str, tuple[str, int, int]] = {
     ),
     "events_bh": ("events_bh", WQ_BH, 0),
     "events_bh_highpri": ("events_bh_highpri", WQ_BH | WQ_HIGHPRI, 0),
+    # system_wq and system_unbound_wq: workqueues of their own since 7.2, deprecated, with
+    # the names (and so the pools) of their replacements system_percpu_wq and system_dfl_wq
+    "events (system_wq)": ("events", WQ_PERCPU | _WQ_DEPRECATED, 0),
+    "events_unbound (system_unbound_wq)": (
+        "events_unbound",
+        WQ_UNBOUND | _WQ_DEPRECATED,
+        WQ_MAX_ACTIVE,
+    ),
 }
 
 
@@ -727,10 +738,11 @@ def system_workqueue(kernel: Kernel, name: str) -> Workqueue:
         fmt, flags, max_active = _SYSTEM_WQS[name]
         token = _current.set(kernel.cpus[0].swapper)
         try:
-            made = alloc_workqueue(fmt, flags, max_active)
+            made = alloc_workqueue(fmt, flags & ~_WQ_DEPRECATED, max_active)
         finally:
             _current.reset(token)
         assert made is not None
+        made._flags |= flags & _WQ_DEPRECATED
         st.system[name] = wq = made
     return wq
 
@@ -741,12 +753,12 @@ def _system_ref(name: str) -> Workqueue:
     return wq
 
 
-system_wq = _system_ref("events")
-system_percpu_wq = system_wq
+system_percpu_wq = _system_ref("events")
+system_wq = _system_ref("events (system_wq)")
 system_highpri_wq = _system_ref("events_highpri")
 system_long_wq = _system_ref("events_long")
-system_unbound_wq = _system_ref("events_unbound")
-system_dfl_wq = system_unbound_wq
+system_dfl_wq = _system_ref("events_unbound")
+system_unbound_wq = _system_ref("events_unbound (system_unbound_wq)")
 system_freezable_wq = _system_ref("events_freezable")
 system_power_efficient_wq = _system_ref("events_power_efficient")
 system_freezable_power_efficient_wq = _system_ref("events_freezable_pwr_efficient")
@@ -1744,6 +1756,8 @@ def _is_chained(task: TaskStruct, wq: Workqueue) -> bool:
 
 def _queue_now(task: TaskStruct, cpu: int, wq: Workqueue, work: Work) -> None:
     """Put a PENDING *work* on *wq* for *cpu* (``__queue_work``)."""
+    if wq._flags & _WQ_DEPRECATED:
+        _warn_deprecated(task.kernel, work)
     if (wq._draining or wq._destroyed) and (wq._destroyed or not _is_chained(task, wq)):
         warn_once(
             ("cannot queue", id(wq), work.func),
@@ -1789,6 +1803,19 @@ def _queue_now(task: TaskStruct, cpu: int, wq: Workqueue, work: Work) -> None:
     else:
         work._inactive = True
         pwq.inactive.append(work)
+
+
+def _warn_deprecated(kernel: Kernel, work: Work) -> None:
+    """``pr_warn_once`` in ``__queue_work`` (7.2): one line per boot, whichever deprecated
+    workqueue it was. (queue_work()'s short way is only taken once this has run.)"""
+    if "deprecated wq" not in kernel._warned_once:
+        kernel._warned_once.add("deprecated wq")
+        log_text(
+            kernel,
+            4,
+            f"workqueue: work func {symbol_name(work.func)} enqueued on deprecated workqueue. "
+            "Use system_{percpu|dfl}_wq instead.",
+        )
 
 
 def _queue_checks(wq: Workqueue, work: Work) -> None:

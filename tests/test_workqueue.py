@@ -1099,10 +1099,14 @@ class TestSystemWorkqueues:
     async def test_names_and_flags(self) -> None:
         """The system workqueues have the kernel's names, flags and limits."""
         async with Kernel(nr_cpus=2, hz=250):
-            assert system_percpu_wq is system_wq
-            assert system_dfl_wq is system_unbound_wq
+            # 7.2: the deprecated names are workqueues of their own, named as their
+            # replacements
+            assert system_percpu_wq is not system_wq
+            assert system_dfl_wq is not system_unbound_wq
             table = [
                 (system_wq, "events", 0),
+                (system_percpu_wq, "events", 0),
+                (system_dfl_wq, "events_unbound", WQ_UNBOUND),
                 (system_highpri_wq, "events_highpri", WQ_HIGHPRI),
                 (system_long_wq, "events_long", 0),
                 (system_unbound_wq, "events_unbound", WQ_UNBOUND),
@@ -1121,8 +1125,52 @@ class TestSystemWorkqueues:
                 assert wq.flags & flags == flags
                 if not flags & WQ_UNBOUND:
                     assert not wq.flags & WQ_UNBOUND
-            assert system_wq.max_active == WQ_DFL_ACTIVE
-            assert system_unbound_wq.max_active == WQ_MAX_ACTIVE
+            assert system_wq.max_active == system_percpu_wq.max_active == WQ_DFL_ACTIVE
+            assert system_unbound_wq.max_active == system_dfl_wq.max_active == WQ_MAX_ACTIVE
+
+    async def test_deprecated_system_workqueues_warn_once(self) -> None:
+        """WQ-19 (7.2): queueing on system_wq prints `workqueue: work func <fn> enqueued on
+        deprecated workqueue. Use system_{percpu|dfl}_wq instead.` once per boot (whichever
+        deprecated queue, system_unbound_wq too), and the work still runs; its replacement
+        shares its name and pool but is a workqueue of its own (its flush does not wait for
+        system_wq's items); system_percpu_wq never warns."""
+        line = "enqueued on deprecated workqueue. Use system_{percpu|dfl}_wq instead."
+        ran: list[str] = []
+
+        def old_fn(_w: Work) -> None:
+            ran.append(current().comm)
+
+        def dfl_fn(_w: Work) -> None:
+            ran.append("dfl")
+
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            assert queue_work(system_percpu_wq, Work(lambda _w: None))
+            await flush_workqueue(system_percpu_wq)
+            assert logged(k, line) == 0
+            assert queue_work(system_wq, Work(old_fn))
+            await flush_workqueue(system_wq)
+            assert queue_work(system_unbound_wq, Work(dfl_fn))
+            assert queue_work(system_wq, Work(old_fn))
+            await flush_workqueue(system_unbound_wq)
+            await flush_workqueue(system_wq)
+            assert ran[0].startswith("kworker/0:") and ran.count("dfl") == 1
+            assert len(ran) == 3
+            warned = [x for x in k.dmesg() if line in x]
+            assert len(warned) == 1
+            assert "workqueue: work func old_fn enqueued on deprecated workqueue." in warned[0]
+            # separate workqueues: a flush of system_percpu_wq does not wait for system_wq
+            gate = Completion()
+
+            async def blocked(_w: Work) -> None:
+                await wait_for_completion(gate)
+
+            b = Work(blocked)
+            queue_work(system_wq, b)
+            await settle()
+            await flush_workqueue(system_percpu_wq)  # returns although b still runs
+            assert work_busy(b) & WORK_BUSY_RUNNING
+            complete_all(gate)
+            await flush_work(b)
 
     async def test_schedule_work_uses_events(self) -> None:
         """WQ-18: schedule_work queues on the per-CPU `events` wq: a kworker of the local CPU."""
@@ -1134,7 +1182,7 @@ class TestSystemWorkqueues:
             await flush_work(w)
             w1 = async_work(tr, "B")
             assert schedule_work_on(1, w1) is True
-            await flush_workqueue(system_wq)
+            await flush_workqueue(system_percpu_wq)
             assert k.wq_stats()["events"]["total"] == 2
             cpu, comm = tr.where["A"][0]
             m = KWORKER.match(comm)
