@@ -60,7 +60,7 @@ from ._printk import format_c, log_text, record_oops, symbol_name, warn, warn_on
 from ._softirq import panic_in_interrupt, run_atomic_result, wakeup_softirqd
 from ._timer import TimerList, _detach, _enqueue
 from ._wait import wake_up_var
-from ._work import WORK_CPU_UNBOUND, DelayedWork, Work, is_async_func
+from ._work import INIT_WORK, WORK_CPU_UNBOUND, DelayedWork, Work, is_async_func
 
 if TYPE_CHECKING:
     from ._cpu import CPU
@@ -88,6 +88,8 @@ __all__ = [
     "create_singlethread_workqueue",
     "create_workqueue",
     "current_work",
+    "ExecuteWork",
+    "execute_in_process_context",
     "queue_delayed_work",
     "queue_delayed_work_on",
     "queue_work",
@@ -2155,6 +2157,64 @@ def work_busy(work: Work) -> int:
     if work._worker is not None:
         ret |= WORK_BUSY_RUNNING
     return ret
+
+
+class ExecuteWork:
+    """
+    ``struct execute_work``: the work item :func:`execute_in_process_context` falls back on.
+
+    .. versionadded:: 0.1
+    """
+
+    __slots__ = ("work",)
+
+    def __init__(self) -> None:
+        self.work = Work()
+
+    def __repr__(self) -> str:
+        return f"<ExecuteWork {self.work!r}>"
+
+
+def execute_in_process_context(fn: Callable[[Work], Any], ew: ExecuteWork) -> int:
+    """
+    Run ``fn(ew.work)`` now if the caller is in process context; otherwise (hardirq, softirq,
+    bottom halves disabled: ``in_interrupt()``) queue it on ``system_percpu_wq`` to run in a
+    kworker.
+
+    A work function may sleep, so in the kernel the direct call sleeps in the caller. Here a
+    plain call cannot await: in process context *fn* must be a plain function. An
+    ``async def`` *fn* is accepted from interrupt context (it will run in a kworker); in
+    process context it is a ``TypeError``: await ``fn(ew.work)`` there instead.
+
+    Returns:
+        0 if *fn* ran now, 1 if it was queued.
+
+    Raises:
+        TypeError: *fn* is not callable, *ew* is not an :class:`ExecuteWork`, or *fn* is
+            ``async def`` and the caller is in process context.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.1
+    """
+    task = _cur()
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+    if not isinstance(ew, ExecuteWork):
+        raise TypeError(f"expected an ExecuteWork, not {type(ew).__name__}")
+    if not task.preempt_count & IRQ_MASK:
+        if is_async_func(fn):
+            raise TypeError(
+                f"execute_in_process_context() calls {symbol_name(fn)} right here in process "
+                "context, and a plain call cannot await an `async def` function: "
+                f"`await {symbol_name(fn)}(ew.work)` instead"
+            )
+        fn(ew.work)
+        return 0
+    INIT_WORK(ew.work, fn)
+    schedule_work(ew.work)
+    return 1
 
 
 def current_work() -> Work | None:

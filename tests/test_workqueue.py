@@ -7,11 +7,9 @@ await suspends it (``msleep``, ``wait_for_completion``); one that never awaits r
 in one go, as a CPU-bound kernel work function does. A work function that must be "running"
 while the test looks at it blocks on a :class:`Completion` gate.
 
-Not covered here, because the model does not have them: WQ-19 (the 7.2 deprecation warning for
-``system_wq``), WQ-22 (``execute_in_process_context``), WQ-23 (RCU work), and the mayday half
+Not covered here, because the model does not have them: WQ-23 (RCU work), and the mayday half
 of WQ-24 (worker creation never fails, so the rescuer is never summoned: only its existence and
-name are checked). The statistics come from ``kdefer_async._flush.k.wq_stats()`` until
-``Kernel.wq_stats()`` exists. Two work functions truly running at the same instant on two CPUs
+name are checked). Two work functions truly running at the same instant on two CPUs
 cannot happen in one event loop: "concurrent" below means "started before the other ended".
 """
 
@@ -47,6 +45,7 @@ from kdefer_async import (
     WQ_UNBOUND,
     Completion,
     DelayedWork,
+    ExecuteWork,
     Kernel,
     KernelPanic,
     NoKernelError,
@@ -62,6 +61,7 @@ from kdefer_async import (
     current,
     current_work,
     destroy_workqueue,
+    execute_in_process_context,
     flush_work,
     flush_workqueue,
     in_serving_softirq,
@@ -1153,7 +1153,8 @@ class TestSystemWorkqueues:
             assert queue_work(system_wq, Work(old_fn))
             await flush_workqueue(system_unbound_wq)
             await flush_workqueue(system_wq)
-            assert ran[0].startswith("kworker/0:") and ran.count("dfl") == 1
+            assert ran[0].startswith("kworker/0:")
+            assert ran.count("dfl") == 1
             assert len(ran) == 3
             warned = [x for x in k.dmesg() if line in x]
             assert len(warned) == 1
@@ -1713,3 +1714,52 @@ class TestWorkerLoop:
         with pytest.raises(BaseException) as info:
             await boot()
         assert _find(info.value, boom)
+
+
+class TestExecuteInProcessContext:
+    async def test_from_task_runs_now(self) -> None:
+        """WQ-22: from task context fn(ew.work) is called synchronously and it returns 0."""
+        calls: list[tuple[Work, str]] = []
+        ew = ExecuteWork()
+
+        def fn(w: Work) -> None:
+            calls.append((w, current().comm))
+
+        async with Kernel(nr_cpus=1, hz=250):
+            assert execute_in_process_context(fn, ew) == 0
+            assert calls == [(ew.work, "init")]
+
+    async def test_from_hardirq_or_bh_disabled_runs_in_a_kworker(self) -> None:
+        """WQ-22: from a hardirq, or with bottom halves disabled, it returns 1 and fn runs
+        later in a kworker (async def allowed there); in process context an async def fn
+        is a TypeError."""
+        comms: list[str] = []
+        rets: list[int] = []
+        ew_irq, ew_bh = ExecuteWork(), ExecuteWork()
+
+        async def fn(_w: Work) -> None:
+            await msleep(1)
+            comms.append(current().comm)
+
+        def handler(_irq: int, _dev: object) -> int:
+            rets.append(execute_in_process_context(fn, ew_irq))
+            assert comms == []
+            return IRQ_HANDLED
+
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            request_irq(IRQ_A, handler, 0, "eipc", None)
+            k.raise_irq(IRQ_A)
+            local_bh_disable()
+            rets.append(execute_in_process_context(fn, ew_bh))
+            local_bh_enable()
+            assert rets == [1, 1]
+            await flush_work(ew_irq.work)
+            await flush_work(ew_bh.work)
+            assert len(comms) == 2
+            assert all(KWORKER.match(c) for c in comms)
+            with pytest.raises(TypeError, match="cannot await"):
+                execute_in_process_context(fn, ExecuteWork())
+            with pytest.raises(TypeError):
+                execute_in_process_context(fn, Work())  # type: ignore[arg-type]
+            with pytest.raises(TypeError):
+                execute_in_process_context(42, ExecuteWork())  # type: ignore[arg-type]
