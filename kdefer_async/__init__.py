@@ -175,6 +175,18 @@ from ._printk import (
     pr_warn as pr_warn,
     printk as printk,
 )
+from ._rcu import (
+    INIT_RCU_WORK as INIT_RCU_WORK,
+    RcuWork as RcuWork,
+    call_rcu as call_rcu,
+    flush_rcu_work as flush_rcu_work,
+    queue_rcu_work as queue_rcu_work,
+    rcu_barrier as rcu_barrier,
+    rcu_read_lock as rcu_read_lock,
+    rcu_read_unlock as rcu_read_unlock,
+    synchronize_rcu as synchronize_rcu,
+    to_rcu_work as to_rcu_work,
+)
 from ._sched import (
     allow_signal as allow_signal,
     disallow_signal as disallow_signal,

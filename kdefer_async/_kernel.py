@@ -36,6 +36,7 @@ from ._consts import (
     HI_SOFTIRQ,
     MAX_SOFTIRQ_TIME_MS,
     NR_SOFTIRQS,
+    RCU_SOFTIRQ,
     TASK_UNINTERRUPTIBLE,
     TASKLET_SOFTIRQ,
     TIMER_SOFTIRQ,
@@ -57,6 +58,7 @@ from ._printk import (
     symbol_name,
     taint_string,
 )
+from ._rcu import rcu_core, rcu_expedite
 from ._softirq import handle_softirqs, ksoftirqd, proc_softirqs
 from ._tasklet import tasklet_action, tasklet_hi_action
 from ._time import hz_msecs_to_jiffies, initial_jiffies
@@ -263,6 +265,7 @@ class Kernel:
         self.softirq_vec[HI_SOFTIRQ] = tasklet_hi_action
         self.softirq_vec[TIMER_SOFTIRQ] = run_timer_softirq
         self.softirq_vec[TASKLET_SOFTIRQ] = tasklet_action
+        self.softirq_vec[RCU_SOFTIRQ] = rcu_core
         self.init_task = TaskStruct(self, "init", 1, 0, kthread=False)
         self._task_ident = _task_identity()
         self._parker = make_parker()
@@ -362,7 +365,8 @@ class Kernel:
         from ._flush import workqueue_shutdown
 
         for _ in range(64):
-            busy = self._run_pending_softirqs()
+            busy = rcu_expedite(self)  # the callbacks waiting for a grace period run now
+            busy = self._run_pending_softirqs() or busy
             if getattr(self, "_wq_state", None) is not None:
                 await workqueue_shutdown(self)
                 busy = self._run_pending_softirqs() or busy

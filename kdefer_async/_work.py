@@ -81,6 +81,8 @@ class Work:
         "_pool",
         "_pwq",
         "_queue_cpu",
+        "_rcu_gp",
+        "_rwork",
         "_worker",
         "func",
     )
@@ -98,6 +100,9 @@ class Work:
         self._disable = 0  # A: disable depth
         self._barriers: list[Any] | None = None  # A: flush barriers linked behind it
         self._dwork: DelayedWork | None = None  # I
+        self._rwork: Any = None  # I: the RcuWork it belongs to, if any
+        #: A: while pending and waiting for an RCU grace period, the token of that wait
+        self._rcu_gp = 0
         if func is not None:
             INIT_WORK(self, func)
 

@@ -1964,6 +1964,14 @@ def grab_pending(work: Work) -> bool:
     """``try_to_grab_pending``: take *work* off its timer or queue; True if it was pending."""
     if not work._pending:
         return False
+    if work._rcu_gp:
+        # waiting for its grace period. The kernel's try_to_grab_pending() busy-retries until
+        # the RCU callback has queued it, then takes it off the queue; here PENDING is taken
+        # at once and that callback (its token no longer current) queues nothing: the same
+        # outcome, without the spin
+        work._rcu_gp = 0
+        work._pending = False
+        return True
     dwork = work._dwork
     if dwork is not None and dwork.timer._bucket is not None:
         _detach(dwork.timer)

@@ -7,9 +7,9 @@ await suspends it (``msleep``, ``wait_for_completion``); one that never awaits r
 in one go, as a CPU-bound kernel work function does. A work function that must be "running"
 while the test looks at it blocks on a :class:`Completion` gate.
 
-Not covered here, because the model does not have them: WQ-23 (RCU work), and the mayday half
-of WQ-24 (worker creation never fails, so the rescuer is never summoned: only its existence and
-name are checked). Two work functions truly running at the same instant on two CPUs
+WQ-23 (RCU work) is in ``test_rcu.py``. Not covered here, because the model does not have it:
+the mayday half of WQ-24 (worker creation never fails, so the rescuer is never summoned: only
+its existence and name are checked). Two work functions truly running at the same instant on two CPUs
 cannot happen in one event loop: "concurrent" below means "started before the other ended".
 """
 
