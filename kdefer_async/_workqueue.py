@@ -1271,32 +1271,8 @@ class _LightWorker(Coroutine[Any, Any, None]):
 
     def _begin(self, work: Work) -> bool:
         """Start *work* (``process_one_work``); True if it suspended, False if it is done."""
-        worker = self.worker
-        pool = worker.pool
-        pwq = work._pwq
-        assert pwq is not None
-        func = work.func
-        assert func is not None
+        func, self.color = item_start(self.worker, work)
         self.work = work
-        self.color = work._color
-        work._worker = worker
-        worker.current_work = work
-        worker.current_func = func
-        worker.current_pwq = pwq
-        barriers = work._barriers
-        if barriers is not None:
-            work._barriers = None
-            if worker.barriers is None:
-                worker.barriers = barriers
-            else:
-                worker.barriers.extend(barriers)
-            worker.special = True
-        work._pending = False  # may be queued again by its own function
-        work._pwq = None
-        work._pool = pool
-        worker.cpu = work._queue_cpu
-        if pool.worklist and pool.idle:
-            kick_pool(pool)  # chain execution: unbound workers never count as running
         try:
             result = func(work)
         except BaseException as e:
@@ -1321,48 +1297,12 @@ class _LightWorker(Coroutine[Any, Any, None]):
 
     def _end(self, err: BaseException | None) -> None:
         """The bookkeeping after the function returned or raised (``process_one_work``)."""
-        worker = self.worker
-        pool = worker.pool
-        work = self.work
-        color = self.color
-        pwq = worker.current_pwq
-        func = worker.current_func
+        work, color = self.work, self.color
         assert work is not None
         assert color is not None
-        assert pwq is not None
-        assert func is not None
         self.work = None
         self.color = None
-        wq = pwq.wq
-        now = time.perf_counter()
-        ran = now - worker.t0
-        worker.t0 = now
-        pwq.cpu_time += ran
-        if worker.special:
-            _finish_special(worker, wq, ran)
-        if worker.preempt_count:
-            _leaked_atomic(worker)
-        if work._worker is worker:
-            work._worker = None
-        worker.current_work = None
-        worker.current_pwq = None
-        pwq.completed += 1
-        inactive = pwq.inactive
-        if inactive and pwq.nr_active <= wq._limit:
-            nxt = inactive.popleft()
-            nxt._inactive = False
-            if not pool.worklist:
-                worklist_busy(pool)
-            pool.worklist.append(nxt)
-        else:
-            pwq.nr_active -= 1
-        color.n -= 1
-        if not color.n and color is not wq._color:
-            color_done(wq, color)
-        if wq._frozen and wq._kernel is not None:
-            wake_up_var(wq._kernel, wq._kernel)
-        if err is not None:
-            _work_failed(worker, func, wq, err)
+        item_finish(self.worker, work, color, err)
 
     def _resched_due(self) -> bool:
         """cond_resched(): after RESCHED_ITEMS items, or RESCHED_S of running, yield once."""
@@ -1387,6 +1327,80 @@ class _LightWorker(Coroutine[Any, Any, None]):
         if worker.is_idle and worker in pool.idle:
             pool.idle.remove(worker)
         heapq.heappush(pool.free_ids, worker.id)
+
+
+def item_start(worker: Worker, work: Work) -> tuple[Callable[..., Any], _Color]:
+    """``process_one_work`` up to the call: *worker* (a light or rescuer worker) takes *work*.
+
+    The same steps as :func:`worker_thread`'s inline code, which is kept inline for speed.
+    Returns the function to call and the item's flush color.
+    """
+    pool = worker.pool
+    pwq = work._pwq
+    assert pwq is not None
+    func = work.func
+    assert func is not None
+    color = work._color
+    work._worker = worker
+    worker.current_work = work
+    worker.current_func = func
+    worker.current_pwq = pwq
+    barriers = work._barriers
+    if barriers is not None:
+        work._barriers = None
+        if worker.barriers is None:
+            worker.barriers = barriers
+        else:
+            worker.barriers.extend(barriers)
+        worker.special = True
+    work._pending = False  # may be queued again by its own function
+    work._pwq = None
+    work._pool = pool
+    if pool.unbound:
+        worker.cpu = work._queue_cpu
+    if pool.worklist and pool.idle and (pool.unbound or not pool.nr_running):
+        kick_pool(pool)  # chain execution for workers that do not count as running
+    return func, color
+
+
+def item_finish(worker: Worker, work: Work, color: _Color, err: BaseException | None) -> None:
+    """``process_one_work`` after the call: the bookkeeping once the function returned (or
+    raised *err*: an oops, or re-raised if it is a cancellation or the kernel's panic)."""
+    pool = worker.pool
+    pwq = worker.current_pwq
+    func = worker.current_func
+    assert pwq is not None
+    assert func is not None
+    wq = pwq.wq
+    now = time.perf_counter()
+    ran = now - worker.t0
+    worker.t0 = now
+    pwq.cpu_time += ran
+    if worker.special:
+        _finish_special(worker, wq, ran)
+    if worker.preempt_count:
+        _leaked_atomic(worker)
+    if work._worker is worker:
+        work._worker = None
+    worker.current_work = None
+    worker.current_pwq = None
+    pwq.completed += 1
+    inactive = pwq.inactive
+    if inactive and pwq.nr_active <= wq._limit:
+        nxt = inactive.popleft()
+        nxt._inactive = False
+        if not pool.worklist:
+            worklist_busy(pool)
+        pool.worklist.append(nxt)
+    else:
+        pwq.nr_active -= 1
+    color.n -= 1
+    if not color.n and color is not wq._color:
+        color_done(wq, color)
+    if wq._frozen and wq._kernel is not None:
+        wake_up_var(wq._kernel, wq._kernel)
+    if err is not None:
+        _work_failed(worker, func, wq, err)
 
 
 def worklist_waits(pool: WorkerPool) -> bool:
