@@ -581,6 +581,9 @@ def wq_stats(kernel: Kernel) -> dict[str, dict[str, Any]]:
             for w in pool.workers
             if w.current_work is not None and w.current_pwq is not None and w.current_pwq.wq is wq
         )
+        rescuer = wq._rescuer
+        if rescuer is not None and rescuer.current_work is not None:
+            running += 1
         unbound = bool(wq._flags & WQ_UNBOUND)
         reclaim = bool(wq._flags & WQ_MEM_RECLAIM)
         row: dict[str, Any] = {

@@ -207,6 +207,7 @@ class Kernel:
         self._panic: KernelPanic | None = None  # A
         self._root: anyio.abc.TaskGroup | None = None  # I after boot
         self._light: LightTasks | None = None  # I after boot: on asyncio only
+        self._worker_creation_blocked = False  # A: see block_worker_creation()
         self._token: Any = None  # I after boot
         self._hung: dict[TaskStruct, None] = {}  # A: tasks in uninterruptible sleep
         self._hung_timer: TimerList | None = None  # A
@@ -797,6 +798,27 @@ class Kernel:
         from ._flush import format_wq_stats
 
         return format_wq_stats(self)
+
+    def block_worker_creation(self, blocked: bool = True) -> None:
+        """
+        Make creating new kworkers fail (``blocked``) or work again: what happens in the
+        kernel when creating a kthread fails under memory pressure.
+
+        Pools go on with the workers they have. When items wait in a pool where nothing runs
+        and no worker is idle, the pool calls for help after ``MAYDAY_INITIAL_TIMEOUT``
+        (HZ/100 jiffies, at least 2) and then every HZ/10: the rescuer (``kworker/R-<name>``)
+        of each ``WQ_MEM_RECLAIM`` workqueue with items waiting there runs them
+        (``wq_stats()``' ``mayday`` and ``rescued`` count this). Items of other workqueues
+        wait. Unblocking creates the workers the pools need at once.
+
+        .. versionadded:: 0.1
+        """
+        from ._workqueue import set_worker_creation
+
+        if not isinstance(blocked, bool):
+            raise TypeError(f"blocked must be a bool, not {type(blocked).__name__}")
+        self._check_alive()
+        set_worker_creation(self, blocked)
 
     async def freeze(self) -> None:
         """

@@ -49,8 +49,21 @@ def kthread_create(threadfn: ThreadFn, data: Any, namefmt: str, *args: object) -
         )
     creator = _cur()
     kernel = creator.kernel
-    comm = format_c(str(namefmt), args)[: TASK_COMM_LEN - 1]
+    comm = kthread_comm(namefmt, *args)
     task = TaskStruct(kernel, comm, kernel._alloc_pid(), creator.cpu, kthread=True)
+    kthread_setup(task, threadfn, data)
+    return task
+
+
+def kthread_comm(namefmt: str, *args: object) -> str:
+    """A kthread's name: *namefmt* formatted, cut to ``TASK_COMM_LEN - 1`` characters."""
+    return format_c(str(namefmt), args)[: TASK_COMM_LEN - 1]
+
+
+def kthread_setup(task: TaskStruct, threadfn: ThreadFn, data: Any) -> None:
+    """Make *task* (new, not started) a kthread running ``await threadfn(data)`` once woken."""
+    kernel = task.kernel
+    comm = task.comm
     task.state = TASK_UNINTERRUPTIBLE
     task.data = data
 
@@ -61,7 +74,6 @@ def kthread_create(threadfn: ThreadFn, data: Any, namefmt: str, *args: object) -
 
     kernel._kthread_starts[task] = start
     kernel._tasks[task.pid] = task
-    return task
 
 
 def kthread_run(threadfn: ThreadFn, data: Any, namefmt: str, *args: object) -> TaskStruct:

@@ -149,6 +149,11 @@ BH_WORKER_RESTARTS = 10
 IDLE_WORKER_TIMEOUT_S = 300
 #: Keep culling while ``(idle - 2) * MAX_IDLE_WORKERS_RATIO >= busy``.
 MAX_IDLE_WORKERS_RATIO = 4
+#: A pool that needs a worker it cannot create calls the rescuers after
+#: ``MAYDAY_INITIAL_TIMEOUT`` (HZ/100 jiffies, at least 2), then every ``MAYDAY_INTERVAL``
+#: (HZ/10) while the need lasts.
+MAYDAY_INITIAL_TIMEOUT_DIV = 100
+MAYDAY_INTERVAL_DIV = 10
 #: ``workqueue.cpu_intensive_thresh_us``: 10 ms without sleeping marks an item CPU-intensive.
 CPU_INTENSIVE_THRESH_US = 10_000
 #: ``cpu_intensive_warning_thresh``: first report at the 4th violation, then 5, 7, 11, 19...
@@ -286,6 +291,7 @@ class WorkerPool:
         "idle",
         "idle_timer",
         "kernel",
+        "mayday_timer",
         "next_id",
         "nr_running",
         "unbound",
@@ -315,6 +321,7 @@ class WorkerPool:
         #: stays first, no worker has taken anything from this pool
         self.wd_head: Work | None = None
         self.idle_timer: TimerList | None = None  # A
+        self.mayday_timer: TimerList | None = None  # A
         #: I: workqueue.cpu_intensive_thresh_us, in seconds
         self.hog_s = kernel.wq_cpu_intensive_thresh_us / 1_000_000
 
@@ -382,7 +389,7 @@ def cpu_pool(kernel: Kernel, cpu: int, highpri: bool) -> WorkerPool:
     if pool is None:
         pool = WorkerPool(kernel, 4 * cpu + 2 + highpri, cpu, highpri=highpri, bh=False)
         st.cpu_pools[cpu][highpri] = pool
-        create_worker(pool)
+        create_worker(pool, boot=True)
     return pool
 
 
@@ -401,7 +408,7 @@ def unbound_pool(kernel: Kernel, highpri: bool) -> WorkerPool:
     if pool is None:
         pool = WorkerPool(kernel, 4 * kernel.nr_cpus + highpri, None, highpri=highpri, bh=False)
         st.unbound_pools[highpri] = pool
-        create_worker(pool)
+        create_worker(pool, boot=True)
     return pool
 
 
@@ -471,6 +478,7 @@ class Workqueue:
         "_kernel",
         "_limit",
         "_max_active",
+        "_maydays",
         "_name",
         "_old_colors",
         "_pwqs",
@@ -503,7 +511,9 @@ class Workqueue:
         self._sys_kernel: Kernel | None = None  # A: system refs: the kernel resolved for
         self._sys_target: Workqueue | None = None  # A: ... and its queue
         self._stats = _Stats()
-        self._rescuer: TaskStruct | None = None
+        self._rescuer: Worker | None = None
+        #: A: pwqs whose items wait for lack of a worker; the rescuer runs them
+        self._maydays: deque[PoolWorkqueue] = deque()
         self._sysname: str | None = None
 
     def _t(self) -> Workqueue:
@@ -773,9 +783,14 @@ system_bh_highpri_wq = _system_ref("events_bh_highpri")
 # ---------------------------------------------------------------------------------------------
 
 
-def create_worker(pool: WorkerPool) -> Worker:
-    """``create_worker``: a new idle worker task in *pool*."""
+def create_worker(pool: WorkerPool, *, boot: bool = False) -> Worker | None:
+    """``create_worker``: a new idle worker task in *pool*, or None if worker creation is
+    blocked (:meth:`Kernel.block_worker_creation`; a pool's first worker, made at boot in the
+    kernel, is always made)."""
     kernel = pool.kernel
+    if kernel._worker_creation_blocked and not boot:
+        _need_worker(pool)
+        return None
     # the lowest free id, as the kernel's ida does
     wid = heapq.heappop(pool.free_ids) if pool.free_ids else pool.next_id
     if wid == pool.next_id:
@@ -814,12 +829,98 @@ def _wake_worker(worker: Worker) -> None:
 
 def kick_pool(pool: WorkerPool) -> bool:
     """Wake an idle worker if the pool has work and (per-CPU pools) nothing is running."""
-    if pool.worklist and (pool.unbound or not pool.nr_running) and pool.idle:
-        worker = pool.idle.pop()
-        worker.is_idle = False
-        _wake_worker(worker)
-        return True
+    if pool.worklist and (pool.unbound or not pool.nr_running):
+        if pool.idle:
+            worker = pool.idle.pop()
+            worker.is_idle = False
+            _wake_worker(worker)
+            return True
+        if pool.kernel._worker_creation_blocked:
+            _need_worker(pool)
     return False
+
+
+# --- worker creation failing: mayday and the rescuers -----------------------------------------
+
+
+def _need_to_create_worker(pool: WorkerPool) -> bool:
+    """Items wait, nothing runs them, and no worker is idle (``need_to_create_worker``)."""
+    return bool(pool.worklist) and (pool.unbound or not pool.nr_running) and not pool.idle
+
+
+def _need_worker(pool: WorkerPool) -> None:
+    """The pool needs a worker it cannot create: the mayday timer starts (once)."""
+    timer = pool.mayday_timer
+    if timer is None:
+        timer = pool.mayday_timer = _MaydayTimer(pool)
+    if timer._bucket is None:
+        kernel = pool.kernel
+        now = kernel.get_jiffies()
+        delay = max(kernel.hz // MAYDAY_INITIAL_TIMEOUT_DIV, 2)
+        _enqueue(kernel.cpus[pool.cpu or 0].std_base, timer, now + delay, now)
+
+
+class _MaydayTimer(TimerList):
+    __slots__ = ("pool",)
+    _kdefer_internal = True  # the kernel's own timer: not named at shutdown, not "busy"
+
+    def __init__(self, pool: WorkerPool) -> None:
+        super().__init__(_pool_mayday_timeout, 0)
+        self.pool = pool
+
+
+def _pool_mayday_timeout(timer: _MaydayTimer) -> None:
+    """``pool_mayday_timeout``: still no worker for waiting items? Call every rescuer of a
+    workqueue with items waiting here, and look again after MAYDAY_INTERVAL."""
+    pool = timer.pool
+    kernel = pool.kernel
+    if not _need_to_create_worker(pool):
+        return
+    if not kernel._worker_creation_blocked:
+        create_worker(pool)
+        kick_pool(pool)
+        return
+    seen: set[int] = set()
+    for work in pool.worklist:
+        pwq = work._pwq
+        if pwq is not None and id(pwq) not in seen:
+            seen.add(id(pwq))
+            _send_mayday(pwq)
+    now = kernel.get_jiffies()
+    _enqueue(
+        kernel.cpus[pool.cpu or 0].std_base,
+        timer,
+        now + max(kernel.hz // MAYDAY_INTERVAL_DIV, 1),
+        now,
+    )
+
+
+def _send_mayday(pwq: PoolWorkqueue) -> None:
+    """``send_mayday``: hand *pwq*'s waiting items to its workqueue's rescuer, if it has one."""
+    from ._sched import wake_up_process
+
+    wq = pwq.wq
+    rescuer = wq._rescuer
+    if rescuer is None or rescuer._exited:
+        return  # (a workqueue without WQ_MEM_RECLAIM just waits)
+    if pwq not in wq._maydays:
+        wq._maydays.append(pwq)
+        wq._stats.mayday += 1
+        wake_up_process(rescuer)
+
+
+def set_worker_creation(kernel: Kernel, blocked: bool) -> None:
+    """Block or unblock worker creation; unblocking makes the workers the pools need now."""
+    kernel._worker_creation_blocked = blocked
+    if blocked:
+        return
+    st: _WQState | None = getattr(kernel, "_wq_state", None)
+    if st is None:
+        return
+    for pool in _all_pools(st):
+        if not pool.bh and _need_to_create_worker(pool):
+            create_worker(pool)
+            kick_pool(pool)
 
 
 async def worker_thread(worker: Worker) -> None:
@@ -2298,20 +2399,72 @@ def workqueue_set_max_active(wq: Workqueue, max_active: int) -> None:
 
 
 def _start_rescuer(wq: Workqueue) -> None:
-    from ._kthread import kthread_create
+    """The rescuer of a ``WQ_MEM_RECLAIM`` workqueue: a kworker ``kworker/R-<name>`` of its
+    own, asleep until a pool that cannot create a worker calls it (``send_mayday``)."""
+    from ._kthread import kthread_comm, kthread_setup
     from ._sched import wake_up_process
 
-    async def rescuer_thread(_data: object) -> int:
-        from ._kthread import kthread_should_stop
-        from ._sched import schedule, set_current_state
+    kernel = wq._kernel
+    assert kernel is not None
+    task = _cur()
+    highpri = bool(wq._flags & WQ_HIGHPRI)
+    home = unbound_pool(kernel, highpri) if wq._flags & WQ_UNBOUND else cpu_pool(kernel, 0, highpri)
+    rescuer = Worker(
+        home, -1, kthread_comm("kworker/R-%s", wq._name), kernel._alloc_pid(), task.cpu
+    )
+    rescuer.is_idle = False
+    kthread_setup(rescuer, _rescuer_thread, wq)
+    wq._rescuer = rescuer
+    wake_up_process(rescuer)
 
-        while not kthread_should_stop():
-            set_current_state(TASK_INTERRUPTIBLE)
+
+async def _rescuer_thread(wq: Workqueue) -> int:
+    """``rescuer_thread``: for each pool that called, take this workqueue's items waiting
+    there and run them, one after the other, as a worker of that pool."""
+    from ._kthread import kthread_should_stop
+    from ._sched import schedule, set_current_state
+
+    rescuer = wq._rescuer
+    assert rescuer is not None
+    while True:
+        set_current_state(TASK_INTERRUPTIBLE)
+        if not wq._maydays:
             if kthread_should_stop():
-                break
+                set_current_state(TASK_RUNNING)
+                return 0
             await schedule()
-        return 0
+            continue
+        set_current_state(TASK_RUNNING)
+        pwq = wq._maydays.popleft()
+        pool = pwq.pool
+        rescuer.pool = pool  # worker_attach_to_pool()
+        mine = [w for w in pool.worklist if w._pwq is pwq]
+        for work in mine:
+            pool.worklist.remove(work)
+        for work in mine:
+            other = work._worker
+            if other is not None and other.pool is pool:
+                if other.scheduled is None:
+                    other.scheduled = deque()
+                other.scheduled.append(work)  # it runs behind itself, in that worker
+                continue
+            while True:
+                await _rescue_one(rescuer, work)
+                wq._stats.rescued += 1
+                if not rescuer.scheduled:
+                    break
+                work = rescuer.scheduled.popleft()
 
-    task = kthread_create(rescuer_thread, None, "kworker/R-%s", wq._name)
-    wq._rescuer = task
-    wake_up_process(task)
+
+async def _rescue_one(rescuer: Worker, work: Work) -> None:
+    """``process_one_work`` in the rescuer."""
+    rescuer.t0 = time.perf_counter()
+    func, color = item_start(rescuer, work)
+    err: BaseException | None = None
+    try:
+        result = func(work)
+        if type(result) is _CoroutineType or (result is not None and inspect.isawaitable(result)):
+            await result
+    except BaseException as exc:  # handled by item_finish, once the item is done
+        err = exc
+    item_finish(rescuer, work, color, err)

@@ -7,9 +7,8 @@ await suspends it (``msleep``, ``wait_for_completion``); one that never awaits r
 in one go, as a CPU-bound kernel work function does. A work function that must be "running"
 while the test looks at it blocks on a :class:`Completion` gate.
 
-WQ-23 (RCU work) is in ``test_rcu.py``. Not covered here, because the model does not have it:
-the mayday half of WQ-24 (worker creation never fails, so the rescuer is never summoned: only
-its existence and name are checked). Two work functions truly running at the same instant on two CPUs
+WQ-23 (RCU work) is in ``test_rcu.py``. Worker creation failing (WQ-24's mayday) is simulated
+with ``Kernel.block_worker_creation()``. Two work functions truly running at the same instant on two CPUs
 cannot happen in one event loop: "concurrent" below means "started before the other ended".
 """
 
@@ -1374,6 +1373,51 @@ class TestRescuer:
             assert rescuer._exited
             await destroy_workqueue(plain)
             await destroy_workqueue(legacy)
+
+
+class TestMayday:
+    @KINDS
+    async def test_rescuer_runs_items_when_no_worker_can_be_made(self, kind: str) -> None:
+        """WQ-24: with worker creation blocked and the pool's only worker asleep in an item,
+        items wait; after MAYDAY_INITIAL_TIMEOUT the pool calls the rescuers: the
+        WQ_MEM_RECLAIM workqueue's item runs in kworker/R-<name> (mayday and rescued count
+        it); the other workqueue's item waits until a worker can be made again."""
+        tr = Trace()
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            rcl = kind_wq(kind, "rcl", 0, WQ_MEM_RECLAIM)
+            plain = kind_wq(kind, "plain")
+            k.block_worker_creation()
+            started, gate = Completion(), Completion()
+            queue_work(plain, async_work(tr, "hog", gate=gate, started=started))
+            await wait_for_completion(started)  # the pool's one worker sleeps in it
+            t0 = kdefer_async.jiffies
+            waiting = async_work(tr, "plain")
+            rescued = async_work(tr, "rcl", ms=1)
+            queue_work(plain, waiting)
+            queue_work(rcl, rescued)
+            with anyio.fail_after(5):  # without a rescue this would wait for ever
+                assert await flush_work(rescued) is True
+            assert kdefer_async.jiffies - t0 >= 2  # MAYDAY_INITIAL_TIMEOUT at HZ=250
+            assert tr.where["rcl"][0][1] == "kworker/R-rcl"
+            assert tr.runs["plain"] == 0
+            stats = k.wq_stats()
+            assert stats["rcl"]["mayday"] >= 1
+            assert stats["rcl"]["rescued"] == 1
+            assert stats["plain"]["mayday"] is None
+            k.block_worker_creation(False)  # the pool makes the worker it needs
+            assert await flush_work(waiting) is True
+            assert tr.runs["plain"] == 1
+            assert tr.where["plain"][0][1] != tr.where["hog"][0][1]
+            complete_all(gate)
+            await flush_workqueue(plain)
+            await destroy_workqueue(rcl)
+            await destroy_workqueue(plain)
+
+    async def test_block_worker_creation_checks_its_argument(self) -> None:
+        """block_worker_creation takes a bool."""
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            with pytest.raises(TypeError):
+                k.block_worker_creation("yes")  # type: ignore[arg-type]
 
 
 class TestFreezer:
