@@ -223,7 +223,7 @@ def print_table(rows: list[Row], baseline_label: str = "asyncio") -> None:
             _fmt(r.kdefer),
             "-" if r.baseline is None else _fmt(r.baseline),
             r.unit,
-            "-" if r.ratio is None else f"{r.ratio:.2f}x",
+            "-" if r.ratio is None else f"{r.ratio:.3f}x" if r.ratio < 0.1 else f"{r.ratio:.2f}x",
             "-" if r.target is None else r.target.describe(r.unit),
             r.status,
         ]
