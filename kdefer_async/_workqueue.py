@@ -1877,7 +1877,7 @@ def _queue_now(task: TaskStruct, cpu: int, wq: Workqueue, work: Work) -> None:
         _warn_deprecated(task.kernel, work)
     if (wq._draining or wq._destroyed) and (wq._destroyed or not _is_chained(task, wq)):
         warn_once(
-            ("cannot queue", id(wq), work.func),
+            ("cannot queue",),  # WARN_ONCE: one per boot, whatever the item and workqueue
             "workqueue: cannot queue %ps on wq %s\n",
             work.func,
             wq._name,

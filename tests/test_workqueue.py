@@ -436,7 +436,8 @@ class TestBadInput:
             assert not work_pending(w)
 
     async def test_queue_on_destroyed_wq(self) -> None:
-        """Queueing on a destroyed wq returns True, warns "cannot queue" once, never runs."""
+        """Queueing on a destroyed wq returns True, warns "cannot queue" once per boot, and
+        the item never runs."""
         tr = Trace()
         async with Kernel(nr_cpus=2, hz=250) as k:
             wq = percpu_wq("gone")
@@ -453,6 +454,16 @@ class TestBadInput:
             await settle()
             assert tr.runs["late"] == 0
             assert logged(k, "workqueue: cannot queue late_fn on wq gone") == 1
+            # WARN_ONCE: one warning per boot, whatever the item and the workqueue; every
+            # such item is dropped all the same
+            other = percpu_wq("gone2")
+            await destroy_workqueue(other)
+            w2 = plain_work(tr, "other")
+            assert queue_work(other, w2) is True
+            assert not work_pending(w2)
+            await settle()
+            assert tr.runs["other"] == 0
+            assert logged(k, "workqueue: cannot queue") == 1
 
 
 # --- concurrency management -------------------------------------------------------------------
