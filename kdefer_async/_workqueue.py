@@ -21,7 +21,23 @@ Kernel invariants modelled (kernel/workqueue.c, Documentation/core-api/workqueue
 * Non-reentrancy: a work item queued again while it runs goes to the pool where it runs and
   runs after the running instance, never overlapping it.
 * ``PENDING`` is cleared just before the function runs; ``flush_work()`` waits for the last
-  queueing instance; ``flush_workqueue()`` for everything queued before it; see _flush.py.
+  queueing instance; ``flush_workqueue()`` for everything queued before it (flush colors);
+  see _flush.py.
+* A pool that needs a worker it cannot create (``Kernel.block_worker_creation()``) calls for
+  help after ``MAYDAY_INITIAL_TIMEOUT``; the rescuer of each ``WQ_MEM_RECLAIM`` workqueue
+  with items waiting there runs them as a worker of that pool.
+
+How kworkers run (the hot paths):
+
+* Per-CPU kworkers are anyio tasks of their CPU's task group. :func:`worker_thread` does
+  ``process_one_work`` inline: a plain function is called, a coroutine is awaited right in
+  the loop, so an item that does not sleep costs no trip through the event loop.
+  :class:`_KWorkerDrive`, the task's coroutine around that loop, sees every suspension inside
+  an item: that is the scheduler's ``wq_worker_sleeping``/``wq_worker_running``.
+* Unbound kworkers may be thousands (one per sleeping item). On asyncio each is a light task
+  (see _lighttask.py) whose coroutine is a :class:`_LightWorker`: the same loop as a small
+  state machine that drives the item's coroutine itself, so a sleeping item's kworker has no
+  frame of its own. Elsewhere they run :func:`worker_thread` like the per-CPU ones.
 
 Guarantees:
     * test_queue_while_pending_returns_false: a pending item is not queued twice.
@@ -29,6 +45,8 @@ Guarantees:
     * test_cpu_bound_items_run_one_after_another: concurrency management.
     * test_max_active_never_exceeded: the inactive list holds the rest, in order.
     * test_ordered_runs_in_queue_order: ordered workqueues run one item at a time, FIFO.
+    * test_rescuer_runs_items_when_no_worker_can_be_made: mayday and the rescuer.
+    * test_a_run_of_items_lets_the_loop_in: a run of items that never sleep still yields.
 """
 
 from __future__ import annotations
