@@ -1315,40 +1315,60 @@ class _LightWorker(Coroutine[Any, Any, None]):
                         yielded = item.send(value) if exc is None else item.throw(exc)
                     except StopIteration:
                         err: BaseException | None = None
-                    except BaseException as e:  # handled in _end(), once the item is done
+                    except BaseException as e:  # handled by item_finish, once the item is done
                         err = e
                     else:
                         self._suspends(yielded)
                         return yielded
                     value = exc = None
                     self.item = None
-                    self._end(err)
-                    if self._resched_due():
-                        return None
-                    continue
-                sub = self.sub
-                if sub is not None:
-                    try:
-                        yielded = sub.send(value) if exc is None else sub.throw(exc)
-                    except StopIteration:
-                        self.sub = None
-                        value = None
-                        worker._wake_event = None
-                        worker.state = TASK_RUNNING
-                        if worker.die:
-                            raise StopIteration from None
+                else:
+                    sub = self.sub
+                    if sub is not None:
+                        try:
+                            yielded = sub.send(value) if exc is None else sub.throw(exc)
+                        except StopIteration:
+                            self.sub = None
+                            value = None
+                            worker._wake_event = None
+                            worker.state = TASK_RUNNING
+                            if worker.die:
+                                raise StopIteration from None
+                            continue
+                        return yielded
+                    if exc is not None:
+                        raise exc  # thrown at a bare reschedule: a cancellation
+                    work = self._next_work()
+                    if work is None:
+                        # idle until kick_pool() takes us off the idle list (or the cull
+                        # retires us)
+                        worker.state = TASK_INTERRUPTIBLE
+                        self.sub = worker.kernel._parker.wait(worker).__await__()
                         continue
-                    return yielded
-                if exc is not None:
-                    raise exc  # thrown at a bare reschedule: a cancellation
-                work = self._next_work()
-                if work is None:
-                    # idle until kick_pool() takes us off the idle list (or the cull retires us)
-                    worker.state = TASK_INTERRUPTIBLE
-                    self.sub = worker.kernel._parker.wait(worker).__await__()
-                    continue
-                if not self._begin(work) and self._resched_due():
-                    return None
+                    # process_one_work()
+                    func, self.color = item_start(worker, work)
+                    self.work = work
+                    try:
+                        result = func(work)
+                    except BaseException as e:
+                        err = e
+                    else:
+                        if type(result) is _CoroutineType:
+                            self.item = result  # its first step: at the top of the loop
+                            continue
+                        if result is not None and inspect.isawaitable(result):
+                            self.item = result.__await__()
+                            continue
+                        err = None
+                # the item returned or raised
+                self._end(err)
+                # cond_resched(): after RESCHED_ITEMS items, or RESCHED_S of running, yield
+                if self.batch:
+                    self.since += 1
+                    if self.since >= RESCHED_ITEMS or worker.t0 - self.yield_at >= RESCHED_S:
+                        self.since = 0
+                        self.bare = True
+                        return None
         except BaseException:
             self._exit()
             raise
@@ -1388,24 +1408,6 @@ class _LightWorker(Coroutine[Any, Any, None]):
                 continue
             return work
 
-    def _begin(self, work: Work) -> bool:
-        """Start *work* (``process_one_work``); True if it suspended, False if it is done."""
-        func, self.color = item_start(self.worker, work)
-        self.work = work
-        try:
-            result = func(work)
-        except BaseException as e:
-            self._end(e)
-            return False
-        if type(result) is _CoroutineType:
-            self.item = result
-        elif result is not None and inspect.isawaitable(result):
-            self.item = result.__await__()
-        else:
-            self._end(None)
-            return False
-        return True
-
     def _suspends(self, yielded: Any) -> None:
         """The item suspended: charge its run so far; a real sleep restarts the clock."""
         worker = self.worker
@@ -1422,17 +1424,6 @@ class _LightWorker(Coroutine[Any, Any, None]):
         self.work = None
         self.color = None
         item_finish(self.worker, work, color, err)
-
-    def _resched_due(self) -> bool:
-        """cond_resched(): after RESCHED_ITEMS items, or RESCHED_S of running, yield once."""
-        if not self.batch:
-            return False
-        self.since += 1
-        if self.since >= RESCHED_ITEMS or self.worker.t0 - self.yield_at >= RESCHED_S:
-            self.since = 0
-            self.bare = True
-            return True
-        return False
 
     def _exit(self) -> None:
         """The worker's task ends: off the pool's lists, its id free again."""
