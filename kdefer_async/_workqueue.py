@@ -73,7 +73,7 @@ from ._consts import (
     TIMER_DEFERRABLE,
 )
 from ._context import TaskStruct, _cur, _current, claim
-from ._exceptions import KernelPanic
+from ._exceptions import KernelPanic, NoKernelError
 from ._printk import format_c, log_text, record_oops, symbol_name, warn, warn_once
 from ._softirq import panic_in_interrupt, run_atomic_result, wakeup_softirqd
 from ._timer import TimerList, _detach, _enqueue
@@ -806,6 +806,8 @@ def create_worker(pool: WorkerPool, *, boot: bool = False) -> Worker | None:
     blocked (:meth:`Kernel.block_worker_creation`; a pool's first worker, made at boot in the
     kernel, is always made)."""
     kernel = pool.kernel
+    if kernel._halted:
+        raise NoKernelError("the kernel is not running")
     if kernel._worker_creation_blocked and not boot:
         _need_worker(pool)
         return None
