@@ -165,6 +165,39 @@ class TestCallRcu:
             assert preempt_count() == 0
             assert logged(k, "WARNING: CPU:") == 1
 
+    async def test_callback_errors_are_interrupt_errors(self) -> None:
+        """A callback runs in softirq context: one returning an awaitable (it tried to sleep)
+        is `BUG: scheduling while atomic`; one raising is a fatal exception in interrupt,
+        a KernelPanic out of the kernel."""
+        import anyio.lowlevel
+
+        from kdefer_async import KernelPanic
+
+        error = ValueError("bad callback")
+        done = Completion()
+
+        def sleepy(_head: object) -> object:
+            complete(done)
+            return anyio.lowlevel.checkpoint()
+
+        def broken(_head: object) -> None:
+            raise error
+
+        k = Kernel(nr_cpus=1, hz=250)
+
+        async def boot() -> None:
+            async with k:
+                call_rcu(None, sleepy)
+                await wait_for_completion(done)
+                assert logged(k, "BUG: scheduling while atomic") == 1
+                call_rcu(None, broken)
+                await synchronize_rcu()
+
+        with pytest.raises(KernelPanic) as info:
+            await boot()
+        assert info.value.__cause__ is error
+        assert logged(k, "---[ end Kernel panic - not syncing: Fatal exception in interrupt") == 1
+
     async def test_pending_callbacks_run_at_shutdown(self) -> None:
         """Leaving the kernel runs the callbacks still waiting for a grace period, and RCU
         work they queue: nothing is lost."""

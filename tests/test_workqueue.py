@@ -1424,6 +1424,41 @@ class TestMayday:
             await destroy_workqueue(rcl)
             await destroy_workqueue(plain)
 
+    async def test_rescuer_oops_and_requeue(self) -> None:
+        """WQ-24: in the rescuer, an item that raises is an oops of kworker/R-<name> and the
+        rescuer goes on; an item that queues itself again runs again, after itself."""
+        runs: list[str] = []
+
+        def broken(_w: Work) -> None:
+            raise ValueError("rescued but broken")
+
+        async def again(w: Work) -> None:
+            runs.append(current().comm)
+            if len(runs) == 1:
+                assert queue_work(rcl, w)
+            await msleep(1)
+
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            rcl = percpu_wq("rcl", 0, WQ_MEM_RECLAIM)
+            plain = percpu_wq("plain")
+            k.block_worker_creation()
+            started, gate = Completion(), Completion()
+            queue_work(plain, async_work(Trace(), "hog", gate=gate, started=started))
+            await wait_for_completion(started)
+            bad, good = Work(broken), Work(again)
+            queue_work(rcl, bad)
+            queue_work(rcl, good)
+            with anyio.fail_after(5):
+                await flush_work(bad)
+                while len(runs) < 2 or work_busy(good):
+                    await flush_work(good)
+            assert [o.comm for o in k.oopses] == ["kworker/R-rcl"]
+            assert runs == ["kworker/R-rcl", "kworker/R-rcl"]
+            assert k.wq_stats()["rcl"]["rescued"] == 3
+            k.block_worker_creation(False)
+            complete_all(gate)
+            await flush_workqueue(plain)
+
     async def test_block_worker_creation_checks_its_argument(self) -> None:
         """block_worker_creation takes a bool."""
         async with Kernel(nr_cpus=1, hz=250) as k:
