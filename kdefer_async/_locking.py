@@ -20,6 +20,7 @@ from collections import deque
 
 import anyio
 
+from ._check import check_instance, check_int, check_optional_str
 from ._consts import (
     EINTR,
     HARDIRQ_MASK,
@@ -35,7 +36,7 @@ from ._consts import (
 from ._context import TaskStruct, _cur
 from ._exceptions import KernelBug
 from ._printk import UTS_RELEASE, log_text, report_lines, taint_string, warn_once
-from ._sleeping import sleeping
+from ._sleeping import sleeping_checked
 
 __all__ = [
     "DEFINE_MUTEX",
@@ -132,6 +133,7 @@ class SpinLock:
     __slots__ = ("__weakref__", "_bh", "_owner", "_usage", "_warned", "name")
 
     def __init__(self, name: str | None = None) -> None:
+        check_optional_str(name, "SpinLock", "name")
         self.name = name or f"lock#{id(self) & 0xFFFF:x}"  # I
         self._owner: TaskStruct | None = None  # A
         self._bh = False  # A
@@ -141,6 +143,13 @@ class SpinLock:
     def __repr__(self) -> str:
         owner = f" held by {self._owner.comm}" if self._owner else ""
         return f"<SpinLock {self.name}{owner}>"
+
+
+def _spinlock(lock: object, func: str) -> SpinLock:
+    """*lock* if it is a :class:`SpinLock` (the cheap exact-type test first)."""
+    if type(lock) is SpinLock:
+        return lock  # type: ignore[return-value]
+    return check_instance(lock, SpinLock, func, "lock")
 
 
 def DEFINE_SPINLOCK() -> SpinLock:
@@ -158,6 +167,7 @@ def spin_lock_init(lock: SpinLock) -> None:
 
     .. versionadded:: 0.1
     """
+    _spinlock(lock, "spin_lock_init")
     lock._owner = None
     lock._bh = False
     lock._usage = 0
@@ -241,6 +251,7 @@ def spin_lock(lock: SpinLock) -> None:
 
     .. versionadded:: 0.1
     """
+    _spinlock(lock, "spin_lock")
     task = _cur()
     task.preempt_count += PREEMPT_OFFSET
     try:
@@ -256,6 +267,7 @@ def spin_trylock(lock: SpinLock) -> int:
 
     .. versionadded:: 0.1
     """
+    _spinlock(lock, "spin_trylock")
     task = _cur()
     if lock._owner is not None:
         return 0
@@ -271,6 +283,7 @@ def spin_unlock(lock: SpinLock) -> None:
 
     .. versionadded:: 0.1
     """
+    _spinlock(lock, "spin_unlock")
     task = _cur()
     if lock._owner is None:
         warn_once(("spin_unlock", id(lock)), "BUG: spinlock already unlocked on CPU#%d\n", task.cpu)
@@ -285,6 +298,7 @@ def spin_lock_bh(lock: SpinLock) -> None:
 
     .. versionadded:: 0.1
     """
+    _spinlock(lock, "spin_lock_bh")
     task = _cur()
     task.preempt_count += SOFTIRQ_DISABLE_OFFSET + PREEMPT_OFFSET
     try:
@@ -302,6 +316,7 @@ def spin_unlock_bh(lock: SpinLock) -> None:
     """
     from ._softirq import local_bh_enable
 
+    _spinlock(lock, "spin_unlock_bh")
     task = _cur()
     if lock._owner is None:
         warn_once(("spin_unlock", id(lock)), "BUG: spinlock already unlocked on CPU#%d\n", task.cpu)
@@ -329,8 +344,13 @@ def local_irq_restore(flags: int) -> None:
     """
     Restore the interrupt state saved by :func:`local_irq_save`.
 
+    Raises:
+        TypeError, ValueError: *flags* is not what :func:`local_irq_save` returns (an
+            ``int >= 0``).
+
     .. versionadded:: 0.1
     """
+    check_int(flags, "local_irq_restore", "flags", lo=0, expected="flags from local_irq_save()")
     task = _cur()
     task.irqs_off = flags
     if not flags:
@@ -343,6 +363,7 @@ def spin_lock_irqsave(lock: SpinLock) -> int:
 
     .. versionadded:: 0.1
     """
+    _spinlock(lock, "spin_lock_irqsave")
     flags = local_irq_save()
     try:
         spin_lock(lock)
@@ -358,6 +379,10 @@ def spin_unlock_irqrestore(lock: SpinLock, flags: int) -> None:
 
     .. versionadded:: 0.1
     """
+    _spinlock(lock, "spin_unlock_irqrestore")
+    check_int(
+        flags, "spin_unlock_irqrestore", "flags", lo=0, expected="flags from spin_lock_irqsave()"
+    )
     spin_unlock(lock)
     local_irq_restore(flags)
 
@@ -366,10 +391,17 @@ def spin_lock_irq(lock: SpinLock) -> None:
     """
     Disable local interrupts and take *lock*.
 
+    A call that raises (a bad argument, a self-deadlock report) leaves interrupts as they were.
+
     .. versionadded:: 0.1
     """
-    local_irq_save()
-    spin_lock(lock)
+    _spinlock(lock, "spin_lock_irq")
+    flags = local_irq_save()
+    try:
+        spin_lock(lock)
+    except BaseException:
+        _cur().irqs_off = flags
+        raise
 
 
 def spin_unlock_irq(lock: SpinLock) -> None:
@@ -378,6 +410,7 @@ def spin_unlock_irq(lock: SpinLock) -> None:
 
     .. versionadded:: 0.1
     """
+    _spinlock(lock, "spin_unlock_irq")
     spin_unlock(lock)
     local_irq_restore(0)
 
@@ -388,7 +421,7 @@ def spin_is_locked(lock: SpinLock) -> bool:
 
     .. versionadded:: 0.1
     """
-    return lock._owner is not None
+    return _spinlock(lock, "spin_is_locked")._owner is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,6 +437,7 @@ class Mutex:
     __slots__ = ("__weakref__", "_owner", "_waiters", "name")
 
     def __init__(self, name: str | None = None) -> None:
+        check_optional_str(name, "Mutex", "name")
         self.name = name or f"mutex#{id(self) & 0xFFFF:x}"  # I
         self._owner: TaskStruct | None = None  # A
         self._waiters: deque[TaskStruct] = deque()  # A
@@ -411,6 +445,13 @@ class Mutex:
     def __repr__(self) -> str:
         owner = f" held by {self._owner.comm}" if self._owner else ""
         return f"<Mutex {self.name}{owner} waiters={len(self._waiters)}>"
+
+
+def _mutex(lock: object, func: str) -> Mutex:
+    """*lock* if it is a :class:`Mutex`."""
+    if type(lock) is Mutex:
+        return lock  # type: ignore[return-value]
+    return check_instance(lock, Mutex, func, "lock")
 
 
 def DEFINE_MUTEX() -> Mutex:
@@ -428,6 +469,7 @@ def mutex_init(lock: Mutex) -> None:
 
     .. versionadded:: 0.1
     """
+    _mutex(lock, "mutex_init")
     lock._owner = None
     lock._waiters = deque()
 
@@ -475,7 +517,7 @@ def _hand_over(lock: Mutex) -> None:
         lock._owner = None
 
 
-@sleeping
+@sleeping_checked(lambda lock: _mutex(lock, "mutex_lock"))
 async def mutex_lock(lock: Mutex) -> None:
     """
     Take *lock*, sleeping (uninterruptibly) until it is free.
@@ -491,7 +533,7 @@ async def mutex_lock(lock: Mutex) -> None:
     await _mutex_lock(lock, False)
 
 
-@sleeping
+@sleeping_checked(lambda lock: _mutex(lock, "mutex_lock_interruptible"))
 async def mutex_lock_interruptible(lock: Mutex) -> int:
     """
     Take *lock*, or give up when a signal arrives.
@@ -510,6 +552,7 @@ def mutex_trylock(lock: Mutex) -> int:
 
     .. versionadded:: 0.1
     """
+    _mutex(lock, "mutex_trylock")
     task = _cur()
     if task.preempt_count & IRQ_MASK:
         warn_once("mutex_trylock in interrupt", "DEBUG_LOCKS_WARN_ON(in_interrupt())\n")
@@ -528,6 +571,7 @@ def mutex_unlock(lock: Mutex) -> None:
 
     .. versionadded:: 0.1
     """
+    _mutex(lock, "mutex_unlock")
     task = _cur()
     if lock._owner is None:
         warn_once(("mutex_unlock free", id(lock)), "DEBUG_LOCKS_WARN_ON(!mutex_is_locked(lock))\n")
@@ -546,4 +590,4 @@ def mutex_is_locked(lock: Mutex) -> bool:
 
     .. versionadded:: 0.1
     """
-    return lock._owner is not None
+    return _mutex(lock, "mutex_is_locked")._owner is not None

@@ -22,7 +22,13 @@ from ._context import TaskStruct, _cur, _current, own_task
 from ._exceptions import KernelBug, NoKernelError
 from ._printk import caller_location, report_lines
 
-__all__ = ["atomic_sleep_bug", "might_sleep", "might_sleep_report", "sleeping"]
+__all__ = [
+    "atomic_sleep_bug",
+    "might_sleep",
+    "might_sleep_report",
+    "sleeping",
+    "sleeping_checked",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -81,15 +87,23 @@ def might_sleep() -> None:
 class _SleepingFunction:
     # No docstring on purpose: instances take the wrapped function's __doc__.
 
-    def __init__(self, fn: Callable[..., Coroutine[Any, Any, Any]]) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, Any]],
+        check: Callable[..., object] | None = None,
+    ) -> None:
         functools.update_wrapper(self, fn)
         self.__code__ = fn.__code__
         self.__defaults__ = fn.__defaults__
         self.__kwdefaults__ = fn.__kwdefaults__
         self._fn = fn
         self._name = fn.__name__
+        self._check = check
 
     def __call__(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        if self._check is not None:
+            # the arguments first: a rejected call reports nothing and changes nothing
+            self._check(*args, **kwargs)
         task = _current.get()
         if task is None:
             raise NoKernelError(
@@ -109,3 +123,18 @@ class _SleepingFunction:
 def sleeping(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Mark *fn* as a sleeping API: ``might_sleep()`` runs when it is called, not awaited."""
     return cast("Callable[P, Coroutine[Any, Any, R]]", _SleepingFunction(fn))
+
+
+def sleeping_checked(
+    check: Callable[..., object],
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Callable[P, Coroutine[Any, Any, R]]]:
+    """
+    :func:`sleeping`, with *check* (called with the same arguments) run first, at call time:
+    bad arguments are a ``TypeError``/``ValueError`` at the call, before the ``might_sleep()``
+    check and before any coroutine exists.
+    """
+
+    def deco(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+        return cast("Callable[P, Coroutine[Any, Any, R]]", _SleepingFunction(fn, check))
+
+    return deco
