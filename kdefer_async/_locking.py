@@ -148,7 +148,7 @@ class SpinLock:
 def _spinlock(lock: object, func: str) -> SpinLock:
     """*lock* if it is a :class:`SpinLock` (the cheap exact-type test first)."""
     if type(lock) is SpinLock:
-        return lock  # type: ignore[return-value]
+        return lock
     return check_instance(lock, SpinLock, func, "lock")
 
 
@@ -450,7 +450,7 @@ class Mutex:
 def _mutex(lock: object, func: str) -> Mutex:
     """*lock* if it is a :class:`Mutex`."""
     if type(lock) is Mutex:
-        return lock  # type: ignore[return-value]
+        return lock
     return check_instance(lock, Mutex, func, "lock")
 
 
