@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from ._context import TaskStruct, _cur
+from ._check import bad_value, check_callback, check_int
+from ._context import TaskStruct, _cur, _current
 from ._printk import log_text, symbol_name, warn, warn_once
-from ._sleeping import sleeping
+from ._sleeping import sleeping, sleeping_checked
 from ._timer import _detach
 from ._wait import wait_var_event
-from ._work import WORK_OFFQ_DISABLE_MAX, DelayedWork, Work
+from ._work import WORK_OFFQ_DISABLE_MAX, DelayedWork, Work, check_cpu, check_dwork, check_work
 from ._workqueue import (
     WQ_FREEZABLE,
     WQ_MEM_RECLAIM,
@@ -39,9 +40,9 @@ from ._workqueue import (
     _activate_inactive,
     _all_pools,
     _Barrier,
-    _check_work,
     _Color,
     _resolve,
+    check_wq,
     grab_pending,
     queue_work_on,
     system_percpu_wq,
@@ -121,13 +122,7 @@ async def _flush_work(work: Work) -> bool:
     return True
 
 
-def _check_work_arg(work: object) -> Work:
-    if isinstance(work, DelayedWork):
-        raise TypeError("pass a Work; for a DelayedWork use the *_delayed_work API")
-    return _check_work(work)
-
-
-@sleeping
+@sleeping_checked(lambda work: check_work(work, "flush_work"))
 async def flush_work(work: Work) -> bool:
     """
     Wait until the last queueing instance of *work* (as of the call) has finished.
@@ -137,6 +132,8 @@ async def flush_work(work: Work) -> bool:
         armed on a delayed-work timer).
 
     Raises:
+        TypeError: *work* is not a :class:`Work` (at the call, before any coroutine exists).
+        ValueError: *work* was never initialised.
         KernelBug: called from *work*'s own function (it would wait for itself forever).
 
     Context:
@@ -144,7 +141,7 @@ async def flush_work(work: Work) -> bool:
 
     .. versionadded:: 0.1
     """
-    return await _flush_work(_check_work_arg(work))
+    return await _flush_work(work)
 
 
 def _requeue_now(task: TaskStruct, dwork: DelayedWork) -> None:
@@ -157,15 +154,17 @@ def _requeue_now(task: TaskStruct, dwork: DelayedWork) -> None:
         queue_now(task, dwork.cpu, wq, dwork.work)
 
 
-@sleeping
+@sleeping_checked(lambda dwork: check_dwork(dwork, "flush_delayed_work"))
 async def flush_delayed_work(dwork: DelayedWork) -> bool:
     """
     If *dwork*'s timer is armed, queue it at once; then :func:`flush_work` it.
 
+    Raises:
+        TypeError: *dwork* is not a :class:`DelayedWork`.
+        ValueError: *dwork* was never initialised.
+
     .. versionadded:: 0.1
     """
-    if not isinstance(dwork, DelayedWork):
-        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
     _requeue_now(_cur(), dwork)
     return await _flush_work(dwork.work)
 
@@ -195,13 +194,14 @@ def _check_flush_self(task: TaskStruct, wq: Workqueue, what: str) -> None:
             report_recursive_locking(f"((wq_completion){wq._name})", what, "process_one_work")
 
 
-@sleeping
+@sleeping_checked(lambda wq: check_wq(wq, "flush_workqueue"))
 async def flush_workqueue(wq: Workqueue) -> None:
     """
     Wait until every item queued on *wq* before this call has finished (items queued after,
     including ones chained by the flushed items, are not waited for).
 
     Raises:
+        TypeError: *wq* is not a :class:`Workqueue`.
         KernelBug: called from an item of *wq* (it would wait for itself forever).
 
     Context:
@@ -209,7 +209,7 @@ async def flush_workqueue(wq: Workqueue) -> None:
 
     .. versionadded:: 0.1
     """
-    wq = _resolve(wq)
+    wq = _resolve(wq, "flush_workqueue")
     _check_flush_self(_cur(), wq, "__flush_workqueue")
     await _flush_wq(wq)
 
@@ -238,38 +238,45 @@ async def _drain(wq: Workqueue) -> None:
         wq._draining -= 1
 
 
-@sleeping
+@sleeping_checked(lambda wq: check_wq(wq, "drain_workqueue"))
 async def drain_workqueue(wq: Workqueue) -> None:
     """
     Flush *wq* until it is empty, letting its items chain more work; meanwhile any other
     queueing on it is refused with ``workqueue: cannot queue ... on wq ...``.
 
+    Raises:
+        TypeError: *wq* is not a :class:`Workqueue`.
+
     .. versionadded:: 0.1
     """
-    wq = _resolve(wq)
+    wq = _resolve(wq, "drain_workqueue")
     _check_flush_self(_cur(), wq, "drain_workqueue")
     await _drain(wq)
 
 
-@sleeping
+def _check_destroy(wq: object) -> None:
+    wq = check_wq(wq, "destroy_workqueue")
+    if wq._sysname is not None:
+        # the system workqueues live as long as the kernel
+        raise bad_value("destroy_workqueue", "wq", "a workqueue that is not a system one", wq)
+    if wq._destroyed:
+        raise bad_value("destroy_workqueue", "wq", "a workqueue not already destroyed", wq)
+
+
+@sleeping_checked(_check_destroy)
 async def destroy_workqueue(wq: Workqueue) -> None:
     """
     Drain *wq* (everything queued runs), stop its rescuer, and free it. Queueing on it
     afterwards is refused with the kernel's ``cannot queue`` warning.
 
     Raises:
+        TypeError: *wq* is not a :class:`Workqueue`.
         ValueError: *wq* is a system workqueue or was already destroyed.
 
     .. versionadded:: 0.1
     """
     from ._kthread import kthread_stop
 
-    if not isinstance(wq, Workqueue):
-        raise TypeError(f"expected a Workqueue, not {type(wq).__name__}")
-    if wq._sysname is not None:
-        raise ValueError(f"{wq!r} is a system workqueue: it is never destroyed")
-    if wq._destroyed:
-        raise ValueError(f"workqueue {wq._name!r} was already destroyed")
     task = _cur()
     _check_flush_self(task, wq, "destroy_workqueue")
     # __WQ_DESTROYING: from here on only chained queueing is accepted, also after the drain
@@ -337,10 +344,14 @@ def cancel_work(work: Work) -> bool:
     Context:
         Any context; never sleeps.
 
+    Raises:
+        TypeError: *work* is not a :class:`Work`.
+        ValueError: *work* was never initialised.
+
     .. versionadded:: 0.1
     """
     _cur()
-    return grab_pending(_check_work_arg(work))
+    return grab_pending(check_work(work, "cancel_work"))
 
 
 def cancel_delayed_work(dwork: DelayedWork) -> bool:
@@ -350,12 +361,24 @@ def cancel_delayed_work(dwork: DelayedWork) -> bool:
     Returns:
         ``True`` if it was pending (armed or queued).
 
+    Raises:
+        TypeError: *dwork* is not a :class:`DelayedWork`.
+        ValueError: *dwork* was never initialised.
+
+    Context:
+        Any context; never sleeps.
+
     .. versionadded:: 0.1
     """
     _cur()
-    if not isinstance(dwork, DelayedWork):
-        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
-    return grab_pending(dwork.work)
+    if type(dwork) is not DelayedWork:
+        check_dwork(dwork, "cancel_delayed_work")
+    work = dwork.work
+    if work._pending:
+        return grab_pending(work)
+    if work.func is None:  # (never pending)
+        check_dwork(dwork, "cancel_delayed_work")
+    return False
 
 
 async def _wait_running(work: Work) -> None:
@@ -388,7 +411,7 @@ async def _cancel_sync(work: Work, *, keep_disabled: bool, what: str) -> bool:
     return ret
 
 
-@sleeping
+@sleeping_checked(lambda work: check_work(work, "cancel_work_sync"))
 async def cancel_work_sync(work: Work) -> bool:
     """
     Cancel *work* and wait for a running instance; on return it is neither pending nor
@@ -398,22 +421,26 @@ async def cancel_work_sync(work: Work) -> bool:
         ``True`` if it was pending.
 
     Raises:
+        TypeError: *work* is not a :class:`Work`.
+        ValueError: *work* was never initialised.
         KernelBug: called from *work*'s own function.
 
     .. versionadded:: 0.1
     """
-    return await _cancel_sync(_check_work_arg(work), keep_disabled=False, what="__cancel_work_sync")
+    return await _cancel_sync(work, keep_disabled=False, what="__cancel_work_sync")
 
 
-@sleeping
+@sleeping_checked(lambda dwork: check_dwork(dwork, "cancel_delayed_work_sync"))
 async def cancel_delayed_work_sync(dwork: DelayedWork) -> bool:
     """
     Cancel *dwork* (timer or queue) and wait for a running instance.
 
+    Raises:
+        TypeError: *dwork* is not a :class:`DelayedWork`.
+        ValueError: *dwork* was never initialised.
+
     .. versionadded:: 0.1
     """
-    if not isinstance(dwork, DelayedWork):
-        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
     return await _cancel_sync(dwork.work, keep_disabled=False, what="__cancel_work_sync")
 
 
@@ -424,23 +451,30 @@ def disable_work(work: Work) -> bool:
     Returns:
         ``True`` if it was pending.
 
+    Raises:
+        TypeError: *work* is not a :class:`Work`.
+        ValueError: *work* was never initialised.
+
     .. versionadded:: 0.1
     """
     _cur()
-    work = _check_work_arg(work)
+    work = check_work(work, "disable_work")
     ret = grab_pending(work)
     _disable(work)
     return ret
 
 
-@sleeping
+@sleeping_checked(lambda work: check_work(work, "disable_work_sync"))
 async def disable_work_sync(work: Work) -> bool:
     """
     :func:`disable_work` and wait for a running instance.
 
+    Raises:
+        TypeError, ValueError: as :func:`disable_work`.
+
     .. versionadded:: 0.1
     """
-    return await _cancel_sync(_check_work_arg(work), keep_disabled=True, what="disable_work_sync")
+    return await _cancel_sync(work, keep_disabled=True, what="disable_work_sync")
 
 
 def enable_work(work: Work) -> bool:
@@ -450,10 +484,14 @@ def enable_work(work: Work) -> bool:
     Returns:
         ``True`` iff the depth is now 0. At depth 0 already: the kernel's underflow WARN.
 
+    Raises:
+        TypeError: *work* is not a :class:`Work`.
+        ValueError: *work* was never initialised.
+
     .. versionadded:: 0.1
     """
     _cur()
-    work = _check_work_arg(work)
+    work = check_work(work, "enable_work")
     if work._disable == 0:
         warn_once(("enable underflow", id(work)), "workqueue: work disable count underflowed\n")
         return True
@@ -465,25 +503,29 @@ def disable_delayed_work(dwork: DelayedWork) -> bool:
     """
     :func:`disable_work` for delayed work (the timer is cancelled too).
 
+    Raises:
+        TypeError: *dwork* is not a :class:`DelayedWork`.
+        ValueError: *dwork* was never initialised.
+
     .. versionadded:: 0.1
     """
     _cur()
-    if not isinstance(dwork, DelayedWork):
-        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
+    check_dwork(dwork, "disable_delayed_work")
     ret = grab_pending(dwork.work)
     _disable(dwork.work)
     return ret
 
 
-@sleeping
+@sleeping_checked(lambda dwork: check_dwork(dwork, "disable_delayed_work_sync"))
 async def disable_delayed_work_sync(dwork: DelayedWork) -> bool:
     """
     :func:`disable_delayed_work` and wait for a running instance.
 
+    Raises:
+        TypeError, ValueError: as :func:`disable_delayed_work`.
+
     .. versionadded:: 0.1
     """
-    if not isinstance(dwork, DelayedWork):
-        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
     return await _cancel_sync(dwork.work, keep_disabled=True, what="disable_work_sync")
 
 
@@ -491,29 +533,43 @@ def enable_delayed_work(dwork: DelayedWork) -> bool:
     """
     :func:`enable_work` for delayed work.
 
+    Raises:
+        TypeError: *dwork* is not a :class:`DelayedWork`.
+        ValueError: *dwork* was never initialised.
+
     .. versionadded:: 0.1
     """
-    if not isinstance(dwork, DelayedWork):
-        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
+    check_dwork(dwork, "enable_delayed_work")
     return enable_work(dwork.work)
 
 
 # --- work_on_cpu ------------------------------------------------------------------------------
 
 
-@sleeping
+def _check_work_on_cpu(cpu: object, fn: object, arg: object) -> None:
+    task = _current.get()
+    if task is None:
+        check_int(cpu, "work_on_cpu", "cpu", lo=0)  # no kernel: its CPUs are not known
+    else:
+        check_cpu(task.kernel, cpu, "work_on_cpu")
+    check_callback(
+        fn, "work_on_cpu", "fn", shape="fn(arg)", nargs=1, kind="any", what="a work_on_cpu function"
+    )
+
+
+@sleeping_checked(_check_work_on_cpu)
 async def work_on_cpu(cpu: int, fn: Any, arg: Any) -> Any:
     """
     Run ``fn(arg)`` in a kworker bound to CPU *cpu*, wait for it, and return its result.
 
-    *fn* may be ``async def`` or plain.
+    *fn* may be ``async def`` or plain. *arg* is passed on as it is (the kernel's ``void *``).
+
+    Raises:
+        TypeError: *cpu* is not an ``int``; *fn* is not a function callable as ``fn(arg)``.
+        ValueError: *cpu* is not one of the kernel's CPUs.
 
     .. versionadded:: 0.1
     """
-    task = _cur()
-    task.kernel._check_cpu(cpu)
-    if not callable(fn):
-        raise TypeError("fn must be callable")
     box: dict[str, Any] = {}
 
     async def run(_work: Work) -> None:

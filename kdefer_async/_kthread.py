@@ -13,18 +13,18 @@ Kernel invariants modelled (kernel/kthread.c):
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
 
+from ._check import bad_value, check_callback, check_instance, check_str
 from ._consts import EINTR, TASK_RUNNING, TASK_UNINTERRUPTIBLE
 from ._context import TaskStruct, _cur, _current, claim
 from ._exceptions import KernelPanic
-from ._printk import format_c, record_oops, symbol_name, warn
+from ._printk import format_c, record_oops, warn
 from ._sched import wake_up_process
-from ._sleeping import sleeping
+from ._sleeping import sleeping_checked
 from ._wait import wait_var_event, wake_up_var
 
 __all__ = ["kthread_bind", "kthread_create", "kthread_run", "kthread_should_stop", "kthread_stop"]
@@ -37,19 +37,36 @@ def kthread_create(threadfn: ThreadFn, data: Any, namefmt: str, *args: object) -
     """
     Create a kernel thread running ``await threadfn(data)``; it starts when woken.
 
+    *data* is passed on as it is (the kernel's ``void *``).
+
     Raises:
-        TypeError: *threadfn* is not an ``async def`` function (a kthread may sleep).
+        TypeError: *threadfn* is not an ``async def`` function (a kthread may sleep) callable
+            as ``threadfn(data)``; *namefmt* is not a ``str`` or does not match *args*.
 
     .. versionadded:: 0.1
     """
-    target = threadfn
-    if not inspect.iscoroutinefunction(target):
-        raise TypeError(
-            f"a kthread function may sleep, so it must be `async def` (got {symbol_name(threadfn)})"
-        )
+    return _kthread_create("kthread_create", threadfn, data, namefmt, args)
+
+
+def _kthread_create(
+    func: str, threadfn: ThreadFn, data: Any, namefmt: str, args: tuple[object, ...]
+) -> TaskStruct:
+    check_callback(
+        threadfn,
+        func,
+        "threadfn",
+        shape="threadfn(data)",
+        nargs=1,
+        kind="sleeping",
+        what="a kthread function",
+    )
+    check_str(namefmt, func, "namefmt")
     creator = _cur()
     kernel = creator.kernel
-    comm = kthread_comm(namefmt, *args)
+    try:
+        comm = kthread_comm(namefmt, *args)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{func}(): the arguments do not match the name format: {exc}") from None
     task = TaskStruct(kernel, comm, kernel._alloc_pid(), creator.cpu, kthread=True)
     kthread_setup(task, threadfn, data)
     return task
@@ -57,7 +74,7 @@ def kthread_create(threadfn: ThreadFn, data: Any, namefmt: str, *args: object) -
 
 def kthread_comm(namefmt: str, *args: object) -> str:
     """A kthread's name: *namefmt* formatted, cut to ``TASK_COMM_LEN - 1`` characters."""
-    return format_c(str(namefmt), args)[: TASK_COMM_LEN - 1]
+    return format_c(namefmt, args)[: TASK_COMM_LEN - 1]
 
 
 def kthread_setup(task: TaskStruct, threadfn: ThreadFn, data: Any) -> None:
@@ -84,14 +101,14 @@ def kthread_run(threadfn: ThreadFn, data: Any, namefmt: str, *args: object) -> T
         The new task (``.comm``, ``.pid``, ``.cpu``).
 
     Raises:
-        TypeError: *threadfn* is not ``async def``.
+        TypeError: as :func:`kthread_create`.
 
     Context:
         Task context.
 
     .. versionadded:: 0.1
     """
-    task = kthread_create(threadfn, data, namefmt, *args)
+    task = _kthread_create("kthread_run", threadfn, data, namefmt, args)
     wake_up_process(task)
     return task
 
@@ -138,19 +155,29 @@ def kthread_bind(task: TaskStruct, cpu: int) -> None:
     Binding a thread that already runs is a WARN in the kernel, and nothing changes.
 
     Raises:
-        ValueError: *cpu* is out of range.
+        TypeError: *task* is not a :class:`TaskStruct`, *cpu* not an ``int``.
+        ValueError: *cpu* is not one of the kernel's CPUs.
 
     .. versionadded:: 0.1
     """
+    from ._work import check_cpu
+
+    check_instance(task, TaskStruct, "kthread_bind", "task")
     kernel = task.kernel
-    nr = kernel._check_cpu(cpu)
+    nr = check_cpu(kernel, cpu, "kthread_bind")
     if task in kernel._kthread_starts or task in kernel._kthread_not_run:
         task.cpu = nr
     else:
         warn()
 
 
-@sleeping
+def _check_stop(task: object) -> None:
+    if not check_instance(task, TaskStruct, "kthread_stop", "task").is_kthread:
+        # to_kthread() of a task that is no kthread: a WARN, then a NULL dereference
+        raise bad_value("kthread_stop", "task", "a kthread", task)
+
+
+@sleeping_checked(_check_stop)
 async def kthread_stop(task: TaskStruct) -> int:
     """
     Ask *task* to stop, wake it, and wait until it exits.
@@ -159,6 +186,8 @@ async def kthread_stop(task: TaskStruct) -> int:
         The thread function's return value (``-EINTR`` if it never ran).
 
     Raises:
+        TypeError: *task* is not a :class:`TaskStruct`.
+        ValueError: *task* is not a kthread.
         KernelBug: a thread stopping itself would wait forever.
 
     Context:

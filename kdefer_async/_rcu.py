@@ -28,19 +28,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._check import bad_type, bad_value, check_callback
 from ._consts import IRQ_MASK, RCU_SOFTIRQ
 from ._context import TaskStruct, _cur
 from ._printk import symbol_name, warn_once
-from ._sleeping import sleeping
-from ._softirq import (
-    check_atomic_callable,
-    panic_in_interrupt,
-    run_atomic_result,
-    wakeup_softirqd,
-)
+from ._sleeping import sleeping, sleeping_checked
+from ._softirq import panic_in_interrupt, run_atomic_result, wakeup_softirqd
 from ._timer import TimerList, _detach, _enqueue
 from ._wait import Completion, complete, wait_for_completion
-from ._work import INIT_WORK, Work, WorkFunc
+from ._work import Work, WorkFunc, _init_work, check_work, check_work_func
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -170,19 +166,25 @@ def call_rcu(head: object, func: RcuCallback) -> None:
     """
     Call ``func(head)`` after a grace period, in ``RCU_SOFTIRQ`` on this CPU.
 
-    *head* stands for the ``struct rcu_head`` embedded in the object to free: any object.
+    *head* stands for the ``struct rcu_head`` embedded in the object to free: any object but
+    ``None`` (a NULL head is dereferenced at once in the kernel).
 
     Raises:
-        TypeError: *func* is not callable, or is ``async def`` (it runs in softirq context).
+        TypeError: *head* is ``None``; *func* is not callable, is ``async def`` (it runs in
+            softirq context), or cannot be called as ``func(head)``. The kernel would only
+            find out in ``RCU_SOFTIRQ``, a grace period later, with a panic.
 
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    task = _cur()
-    check_atomic_callable(func, "an RCU callback")
-    _enqueue_cb(task, head, func)
+    if head is None:
+        raise bad_type("call_rcu", "head", "an rcu_head (any object but None)", head)
+    check_callback(
+        func, "call_rcu", "func", shape="func(head)", nargs=1, kind="atomic", what="an RCU callback"
+    )
+    _enqueue_cb(_cur(), head, func)
 
 
 @sleeping
@@ -267,11 +269,13 @@ class RcuWork:
     __slots__ = ("__weakref__", "work", "wq")
 
     def __init__(self, func: WorkFunc | None = None) -> None:
+        if func is not None:
+            check_work_func(func, "RcuWork")
         self.work = Work()
         self.work._rwork = self
         self.wq: Workqueue | None = None
         if func is not None:
-            INIT_WORK(self.work, func)
+            _init_work(self.work, func)
 
     def __repr__(self) -> str:
         return f"<RcuWork {self.work!r}>"
@@ -281,23 +285,40 @@ def INIT_RCU_WORK(rwork: RcuWork, func: WorkFunc) -> None:
     """
     Initialise *rwork* with *func* (``async def`` or plain; it runs in a kworker).
 
+    Raises:
+        TypeError: *rwork* is not an :class:`RcuWork`; *func* is not a function callable as
+            ``func(work)``.
+
     .. versionadded:: 0.1
     """
+    check_rwork(rwork, "INIT_RCU_WORK", initialised=False)
+    check_work_func(func, "INIT_RCU_WORK")
+    _init_work(rwork.work, func)
+
+
+def check_rwork(rwork: object, func: str, *, initialised: bool = True) -> RcuWork:
+    """*rwork* if it is an :class:`RcuWork` (initialised, with *initialised*)."""
     if not isinstance(rwork, RcuWork):
-        raise TypeError(f"expected an RcuWork, not {type(rwork).__name__}")
-    INIT_WORK(rwork.work, func)
+        raise bad_type(func, "rwork", "an RcuWork", rwork)
+    if initialised and rwork.work.func is None:
+        raise bad_value(func, "rwork", "an RcuWork initialised by INIT_RCU_WORK", rwork)
+    return rwork
 
 
 def to_rcu_work(work: Work) -> RcuWork:
     """
     The :class:`RcuWork` that *work* belongs to (``container_of``).
 
+    Raises:
+        TypeError: *work* is not a :class:`Work`.
+        ValueError: *work* is not the ``.work`` of an :class:`RcuWork`.
+
     .. versionadded:: 0.1
     """
-    rwork = getattr(work, "_rwork", None)
+    rwork: RcuWork | None = check_work(work, "to_rcu_work", initialised=False)._rwork
     if rwork is None:
-        raise ValueError(f"{work!r} is not the work of an RcuWork")
-    return rwork  # type: ignore[no-any-return]
+        raise bad_value("to_rcu_work", "work", "the .work of an RcuWork", work)
+    return rwork
 
 
 _rcu_tokens = itertools.count(1)
@@ -329,27 +350,27 @@ def queue_rcu_work(wq: Workqueue, rwork: RcuWork) -> bool:
         an RCU work cannot be disabled).
 
     Raises:
-        TypeError: *rwork* is not an :class:`RcuWork`; its function is ``async def`` and
-            *wq* is a BH workqueue.
+        TypeError: *wq* is not a :class:`Workqueue`, *rwork* not an :class:`RcuWork`; its
+            function is ``async def`` and *wq* is a BH workqueue.
+        ValueError: *rwork* was never initialised.
 
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    from ._workqueue import _check_work, _queue_checks, _resolve
+    from ._workqueue import _queue_checks, check_wq
 
     task = _cur()
-    wq = _resolve(wq)
-    if not isinstance(rwork, RcuWork):
-        raise TypeError(f"expected an RcuWork, not {type(rwork).__name__}")
-    work = _check_work(rwork.work)
+    check_wq(wq, "queue_rcu_work")
+    work = check_rwork(rwork, "queue_rcu_work").work
+    wq = wq._t()
     if work._disable:
         warn_once(("queue_rcu_work", "disabled"))
         return False
     if work._pending:
         return False
-    _queue_checks(wq, work)
+    _queue_checks(wq, work, "queue_rcu_work")
     work._pending = True
     work._pwq = None
     token = work._rcu_gp = next(_rcu_tokens)
@@ -358,7 +379,7 @@ def queue_rcu_work(wq: Workqueue, rwork: RcuWork) -> bool:
     return True
 
 
-@sleeping
+@sleeping_checked(lambda rwork: check_rwork(rwork, "flush_rcu_work"))
 async def flush_rcu_work(rwork: RcuWork) -> bool:
     """
     Wait for *rwork*: if it is pending, for its grace period (``rcu_barrier``) and then its
@@ -367,12 +388,14 @@ async def flush_rcu_work(rwork: RcuWork) -> bool:
     Returns:
         ``True`` if it waited for something.
 
+    Raises:
+        TypeError: *rwork* is not an :class:`RcuWork`.
+        ValueError: *rwork* was never initialised.
+
     .. versionadded:: 0.1
     """
     from ._flush import flush_work
 
-    if not isinstance(rwork, RcuWork):
-        raise TypeError(f"expected an RcuWork, not {type(rwork).__name__}")
     work = rwork.work
     if work._pending:
         await rcu_barrier()

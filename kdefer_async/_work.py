@@ -10,6 +10,11 @@ Kernel invariants modelled (include/linux/workqueue.h, kernel/workqueue.c):
 * A work item carries no argument but itself: embed it and use ``container_of``.
 * The disable depth (since 6.10) makes every queue attempt fail while it is above zero.
 * Delayed work is a work item plus an IRQ-safe timer that queues it on expiry.
+* A work function is called as ``func(work)``: one that cannot take that argument is a
+  ``TypeError`` when it is registered, as C's compiler rejects a function pointer of the
+  wrong type. Every function of the workqueue API checks its arguments (with the wording of
+  _check.py) before it changes anything: a rejected call leaves no item pending, no timer
+  armed, no counter bumped and nothing logged.
 """
 
 from __future__ import annotations
@@ -18,14 +23,17 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._consts import TIMER_DEFERRABLE, TIMER_IRQSAFE
+from ._check import bad_type, bad_value, check_bool, check_callback, check_int
+from ._consts import LONG_MAX, TIMER_DEFERRABLE, TIMER_IRQSAFE
 from ._printk import symbol_name
 from ._timer import TimerList, timer_setup
 
 if TYPE_CHECKING:
+    from ._kernel import Kernel
     from ._workqueue import PoolWorkqueue, WorkerPool, Workqueue
 
 __all__ = [
+    "DECLARE_DEFERRABLE_WORK",
     "DECLARE_DELAYED_WORK",
     "DECLARE_WORK",
     "DelayedWork",
@@ -49,9 +57,83 @@ WORK_OFFQ_DISABLE_MAX = (1 << 16) - 1
 WorkFunc = Callable[[Any], Any]
 
 
-def check_work_func(func: object) -> None:
-    if not callable(func):
-        raise TypeError(f"a work function must be callable, not {type(func).__name__}")
+# --- argument checks (the wording of _check.py) -------------------------------------------------
+
+
+def check_work_func(func: object, fn: str, param: str = "func") -> None:
+    """*func* as a work function handed to ``fn()``: called as ``func(work)`` in a kworker, so
+    it may be ``async def`` (it may sleep) or a plain function."""
+    check_callback(
+        func, fn, param, shape=f"{param}(work)", nargs=1, kind="any", what="a work function"
+    )
+
+
+def _container_hint(got: object) -> str:
+    """What to pass instead of *got*, an object that embeds a work item, if it is one."""
+    if isinstance(got, DelayedWork):
+        return " (use the *_delayed_work API for a DelayedWork, or pass dwork.work)"
+    try:
+        inner = object.__getattribute__(got, "work")
+    except AttributeError:
+        return ""
+    return " (pass its .work)" if isinstance(inner, Work) else ""
+
+
+def check_work(work: object, func: str, param: str = "work", *, initialised: bool = True) -> Work:
+    """
+    *work* if it is a :class:`Work` (and, with *initialised*, has a function: queueing or
+    flushing a work item that ``INIT_WORK`` never set up is a use of garbage in C).
+    """
+    if not isinstance(work, Work):
+        err = bad_type(func, param, "a Work", work)
+        raise TypeError(f"{err}{_container_hint(work)}")
+    if initialised and work.func is None:
+        raise bad_value(func, param, "a Work initialised by INIT_WORK", work)
+    return work
+
+
+def check_dwork(
+    dwork: object, func: str, param: str = "dwork", *, initialised: bool = True
+) -> DelayedWork:
+    """*dwork* if it is a :class:`DelayedWork` (initialised, with *initialised*)."""
+    if not isinstance(dwork, DelayedWork):
+        err = bad_type(func, param, "a DelayedWork", dwork)
+        hint = ""
+        if isinstance(dwork, Work) and dwork._dwork is not None:
+            hint = " (to_delayed_work(work) is the DelayedWork of this work item)"
+        raise TypeError(f"{err}{hint}")
+    if initialised and dwork.work.func is None:
+        raise bad_value(func, param, "a DelayedWork initialised by INIT_DELAYED_WORK", dwork)
+    return dwork
+
+
+def check_cpu(
+    kernel: Kernel, cpu: object, func: str, *, unbound: bool = False, param: str = "cpu"
+) -> int:
+    """
+    *cpu* if it is one of *kernel*'s CPUs (or, with *unbound*, ``WORK_CPU_UNBOUND``, which the
+    queueing functions take as "the local CPU").
+    """
+    nr = kernel.nr_cpus
+    if type(cpu) is int and (0 <= cpu < nr or (unbound and cpu == WORK_CPU_UNBOUND)):
+        return cpu
+    expected = f"a CPU number from 0 to {nr - 1}" + (" or WORK_CPU_UNBOUND" if unbound else "")
+    value = check_int(cpu, func, param)
+    if 0 <= value < nr or (unbound and value == WORK_CPU_UNBOUND):
+        return value  # an int subclass
+    raise bad_value(func, param, expected, value)
+
+
+def check_delay(delay: object, func: str) -> int:
+    """
+    *delay* if it is a number of jiffies: an ``unsigned long`` in C, and at most ``LONG_MAX``
+    (jiffies are compared through a signed difference, so a longer delay is meaningless).
+    """
+    if type(delay) is int and 0 <= delay <= LONG_MAX:
+        return delay
+    return check_int(
+        delay, func, "delay", lo=0, hi=LONG_MAX, expected="a number of jiffies from 0 to LONG_MAX"
+    )
 
 
 class Work:
@@ -88,7 +170,9 @@ class Work:
     )
 
     def __init__(self, func: WorkFunc | None = None) -> None:
-        self.func: WorkFunc | None = None  # A
+        if func is not None:
+            check_work_func(func, "Work")
+        self.func: WorkFunc | None = func  # A
         self._pending = False  # A: WORK_STRUCT_PENDING
         self._inactive = False  # A: WORK_STRUCT_INACTIVE (parked by max_active)
         self._pwq: PoolWorkqueue | None = None  # A: while queued
@@ -103,8 +187,6 @@ class Work:
         self._rwork: Any = None  # I: the RcuWork it belongs to, if any
         #: A: while pending and waiting for an RCU grace period, the token of that wait
         self._rcu_gp = 0
-        if func is not None:
-            INIT_WORK(self, func)
 
     def __repr__(self) -> str:
         state = []
@@ -123,14 +205,24 @@ def INIT_WORK(work: Work, func: WorkFunc) -> None:
     Initialise *work* to run ``func(work)``: an ``async def`` or plain function.
 
     Raises:
-        TypeError: *func* is not callable.
+        TypeError: *work* is not a :class:`Work`; *func* is not callable, or cannot be called
+            with the one argument it gets (the work item).
 
     .. versionadded:: 0.1
     """
-    if not isinstance(work, Work):
-        raise TypeError(f"expected a Work, not {type(work).__name__}")
-    check_work_func(func)
+    check_work(work, "INIT_WORK", initialised=False)
+    check_work_func(func, "INIT_WORK")
+    _init_work(work, func)
+
+
+def _init_work(work: Work, func: WorkFunc) -> None:
+    """``INIT_WORK`` of a checked *work* and *func*."""
     work.func = func
+    work._pending = False
+    work._inactive = False
+    work._pwq = None
+    work._disable = 0
+    work._barriers = None
     work._pending = False
     work._inactive = False
     work._pwq = None
@@ -142,9 +234,15 @@ def DECLARE_WORK(func: WorkFunc) -> Work:
     """
     Return a work item initialised with *func*.
 
+    Raises:
+        TypeError: *func* is not a function callable as ``func(work)``.
+
     .. versionadded:: 0.1
     """
-    return Work(func)
+    check_work_func(func, "DECLARE_WORK")
+    work = Work()
+    work.func = func
+    return work
 
 
 class DelayedWork:
@@ -168,6 +266,9 @@ class DelayedWork:
     __slots__ = ("__weakref__", "cpu", "timer", "work", "wq")
 
     def __init__(self, func: WorkFunc | None = None, *, deferrable: bool = False) -> None:
+        if func is not None:
+            check_work_func(func, "DelayedWork")
+        check_bool(deferrable, "DelayedWork", "deferrable")
         self.work = Work()  # I
         self.work._dwork = self
         self.timer = _DWorkTimer(self)  # I
@@ -190,48 +291,72 @@ class _DWorkTimer(TimerList):
 
 
 def _init_delayed(dwork: DelayedWork, func: WorkFunc, flags: int) -> None:
+    """Set up a checked *dwork* with a checked *func*."""
     from ._workqueue import delayed_work_timer_fn
 
-    if not isinstance(dwork, DelayedWork):
-        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
-    INIT_WORK(dwork.work, func)
+    _init_work(dwork.work, func)
     timer_setup(dwork.timer, delayed_work_timer_fn, TIMER_IRQSAFE | flags)
+
+
+def _init_delayed_checked(fn: str, dwork: DelayedWork, func: WorkFunc, flags: int) -> None:
+    check_dwork(dwork, fn, initialised=False)
+    check_work_func(func, fn)
+    _init_delayed(dwork, func, flags)
 
 
 def INIT_DELAYED_WORK(dwork: DelayedWork, func: WorkFunc) -> None:
     """
     Initialise *dwork* to run ``func(work)`` after a delay.
 
+    Raises:
+        TypeError: *dwork* is not a :class:`DelayedWork`; *func* is not a function callable
+            as ``func(work)``.
+
     .. versionadded:: 0.1
     """
-    _init_delayed(dwork, func, 0)
+    _init_delayed_checked("INIT_DELAYED_WORK", dwork, func, 0)
 
 
 def INIT_DEFERRABLE_WORK(dwork: DelayedWork, func: WorkFunc) -> None:
     """
     Initialise *dwork* with a deferrable timer: an idle CPU does not wake up for it.
 
+    Raises:
+        TypeError: as :func:`INIT_DELAYED_WORK`.
+
     .. versionadded:: 0.1
     """
-    _init_delayed(dwork, func, TIMER_DEFERRABLE)
+    _init_delayed_checked("INIT_DEFERRABLE_WORK", dwork, func, TIMER_DEFERRABLE)
 
 
 def DECLARE_DELAYED_WORK(func: WorkFunc) -> DelayedWork:
     """
     Return a delayed work item initialised with *func*.
 
+    Raises:
+        TypeError: *func* is not a function callable as ``func(work)``.
+
     .. versionadded:: 0.1
     """
-    return DelayedWork(func)
+    check_work_func(func, "DECLARE_DELAYED_WORK")
+    dwork = DelayedWork()
+    _init_delayed(dwork, func, 0)
+    return dwork
 
 
 def DECLARE_DEFERRABLE_WORK(func: WorkFunc) -> DelayedWork:
     """
     Return a deferrable delayed work item initialised with *func*.
 
+    Raises:
+        TypeError: *func* is not a function callable as ``func(work)``.
+
     .. versionadded:: 0.1
     """
-    return DelayedWork(func, deferrable=True)
+    check_work_func(func, "DECLARE_DEFERRABLE_WORK")
+    dwork = DelayedWork()
+    _init_delayed(dwork, func, TIMER_DEFERRABLE)
+    return dwork
 
 
 def to_delayed_work(work: Work) -> DelayedWork:
@@ -244,11 +369,9 @@ def to_delayed_work(work: Work) -> DelayedWork:
 
     .. versionadded:: 0.1
     """
-    if not isinstance(work, Work):
-        raise TypeError(f"expected a Work, not {type(work).__name__}")
-    dwork = work._dwork
+    dwork = check_work(work, "to_delayed_work", initialised=False)._dwork
     if dwork is None:
-        raise ValueError(f"{work!r} is not part of a DelayedWork")
+        raise bad_value("to_delayed_work", "work", "the .work of a DelayedWork", work)
     return dwork
 
 

@@ -63,9 +63,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
+from ._check import bad_type, check_int, check_str
 from ._consts import (
     HI_SOFTIRQ,
     IRQ_MASK,
+    LONG_MAX,
     SOFTIRQ_OFFSET,
     TASK_INTERRUPTIBLE,
     TASK_RUNNING,
@@ -78,7 +80,18 @@ from ._printk import format_c, log_text, record_oops, symbol_name, warn, warn_on
 from ._softirq import panic_in_interrupt, run_atomic_result, wakeup_softirqd
 from ._timer import TimerList, _detach, _enqueue
 from ._wait import wake_up_var
-from ._work import INIT_WORK, WORK_CPU_UNBOUND, DelayedWork, Work, is_async_func
+from ._work import (
+    WORK_CPU_UNBOUND,
+    DelayedWork,
+    Work,
+    _init_work,
+    check_cpu,
+    check_delay,
+    check_dwork,
+    check_work,
+    check_work_func,
+    is_async_func,
+)
 
 if TYPE_CHECKING:
     from ._cpu import CPU
@@ -157,6 +170,10 @@ _WQ_DEPRECATED = 1 << 19
 _WQ_BH_ALLOWS = WQ_BH | WQ_HIGHPRI | WQ_PERCPU
 
 WQ_MAX_ACTIVE = 2048
+#: ``max_active`` is a C ``int`` and ``flags`` an ``unsigned int``: the values that fit.
+_INT_MIN = -(1 << 31)
+_INT_MAX = (1 << 31) - 1
+_UINT_MAX = (1 << 32) - 1
 WQ_DFL_ACTIVE = WQ_MAX_ACTIVE // 2
 WQ_UNBOUND_MAX_ACTIVE = WQ_MAX_ACTIVE
 #: ``WQ_NAME_LEN``: names are truncated to 31 characters.
@@ -585,39 +602,57 @@ class Workqueue:
         return pwq
 
 
-def _resolve(wq: object) -> Workqueue:
-    if not isinstance(wq, Workqueue):
-        raise TypeError(f"expected a Workqueue, not {type(wq).__name__}")
-    return wq._t()
+def check_wq(wq: object, func: str, param: str = "wq") -> Workqueue:
+    """*wq* if it is a :class:`Workqueue` (a system workqueue's stand-in included)."""
+    if isinstance(wq, Workqueue):
+        return wq
+    raise bad_type(func, param, "a Workqueue", wq)
 
 
-def _check_work(work: object) -> Work:
-    if not isinstance(work, Work):
-        if isinstance(work, DelayedWork):
-            raise TypeError(
-                "this takes a Work; for a DelayedWork use the *_delayed_work API "
-                "(or pass dwork.work)"
-            )
-        raise TypeError(f"expected a Work, not {type(work).__name__}")
-    if work.func is None:
-        raise ValueError(f"{work!r} was never initialised (INIT_WORK)")
-    return work
+def _resolve(wq: object, func: str) -> Workqueue:
+    """The workqueue *wq* stands for (a system workqueue: the running kernel's own)."""
+    return check_wq(wq, func)._t()
 
 
-def _check_dwork(dwork: object) -> DelayedWork:
-    if not isinstance(dwork, DelayedWork):
-        raise TypeError(f"expected a DelayedWork, not {type(dwork).__name__}")
-    if dwork.work.func is None:
-        raise ValueError(f"{dwork!r} was never initialised (INIT_DELAYED_WORK)")
-    return dwork
+def _arg_error(check: Callable[..., object], *args: object) -> Exception | None:
+    """The error ``check(*args)`` raises, if any: for the failure paths of hot paths, which
+    re-raise what they caught when every argument turns out fine. (A hot path must not build
+    a closure over its arguments for this: that would make every use of them slower.)"""
+    try:
+        check(*args)
+    except (TypeError, ValueError) as err:
+        return err
+    return None
 
 
-def _check_delay(delay: object) -> int:
-    if isinstance(delay, bool) or not isinstance(delay, int):
-        raise TypeError(f"delay must be an int number of jiffies, not {type(delay).__name__}")
-    if delay < 0:
-        raise ValueError(f"delay must not be negative (got {delay} jiffies)")
-    return delay
+def _check_work_type(work: object, func: str) -> None:
+    check_work(work, func, initialised=False)
+
+
+def _check_queue_args(func: str, wq: object, work: object) -> None:
+    check_wq(wq, func)
+    check_work(work, func)
+
+
+def check_flags(flags: object, func: str) -> int:
+    """*flags* if they fit the ``unsigned int`` of ``WQ_*`` flags (unknown bits are kept, as
+    the kernel keeps them)."""
+    return check_int(
+        flags, func, "flags", lo=0, hi=_UINT_MAX, expected="WQ_* flags (an int from 0 to 2**32-1)"
+    )
+
+
+def check_max_active(max_active: object, func: str) -> int:
+    """*max_active* if it fits a C ``int``: out-of-range values are the kernel's to clamp."""
+    return check_int(max_active, func, "max_active", lo=_INT_MIN, hi=_INT_MAX)
+
+
+def format_name(func: str, fmt: str, args: tuple[object, ...]) -> str:
+    """``vsnprintf`` of a name: arguments that do not match *fmt* are a ``TypeError``."""
+    try:
+        return format_c(fmt, args)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{func}(): the arguments do not match the name format: {exc}") from None
 
 
 def alloc_workqueue(fmt: str, flags: int, max_active: int, *args: object) -> Workqueue | None:
@@ -632,31 +667,44 @@ def alloc_workqueue(fmt: str, flags: int, max_active: int, *args: object) -> Wor
     Returns:
         The workqueue, or ``None`` (the kernel's NULL).
 
+    Raises:
+        TypeError: *fmt* is not a ``str`` or does not match *args*; *flags* or *max_active*
+            is not an ``int``.
+        ValueError: *flags* does not fit an ``unsigned int``, *max_active* an ``int``.
+
     Context:
         Task context.
 
     .. versionadded:: 0.1
     """
+    check_str(fmt, "alloc_workqueue", "fmt")
+    check_flags(flags, "alloc_workqueue")
+    return _alloc_workqueue("alloc_workqueue", fmt, flags, max_active, args)
+
+
+def _alloc_workqueue(
+    func: str, fmt: str, flags: int, max_active: int, args: tuple[object, ...]
+) -> Workqueue | None:
+    """``alloc_workqueue`` for *func*, which checked *fmt* and its own flags."""
+    check_max_active(max_active, func)
     task = _cur()
     kernel = task.kernel
-    if isinstance(flags, bool) or not isinstance(flags, int):
-        raise TypeError(f"flags must be an int, not {type(flags).__name__}")
-    if isinstance(max_active, bool) or not isinstance(max_active, int):
-        raise TypeError(f"max_active must be an int, not {type(max_active).__name__}")
-    name = format_c(str(fmt), args)
-    if len(name) >= WQ_NAME_LEN:
-        name = name[: WQ_NAME_LEN - 1]
-        if "wq name too long" not in kernel._warned_once:  # pr_warn_once()
-            kernel._warned_once.add("wq name too long")
-            log_text(kernel, 4, f"workqueue: name exceeds WQ_NAME_LEN. Truncating to: {name}")
+    name = format_name(func, fmt, args)
+    # the two WARN_ON_ONCE() sites of WQ_BH (bad flags, then a max_active) come before the
+    # workqueue is allocated and named: a refused call logs nothing else
     if flags & WQ_BH:
-        # two WARN_ON_ONCE() sites: bad flags, then a max_active
         if flags & ~_WQ_BH_ALLOWS:
             warn_once("alloc_workqueue: WQ_BH with other flags")
             return None
         if max_active:
             warn_once("alloc_workqueue: WQ_BH with max_active")
             return None
+    if len(name) >= WQ_NAME_LEN:
+        name = name[: WQ_NAME_LEN - 1]
+        if "wq name too long" not in kernel._warned_once:  # pr_warn_once()
+            kernel._warned_once.add("wq name too long")
+            log_text(kernel, 4, f"workqueue: name exceeds WQ_NAME_LEN. Truncating to: {name}")
+    if flags & WQ_BH:
         max_active = 0
     else:
         if flags & WQ_PERCPU and flags & WQ_UNBOUND:
@@ -702,36 +750,57 @@ def alloc_ordered_workqueue(fmt: str, flags: int, *args: object) -> Workqueue | 
     """
     Allocate an ordered workqueue: unbound, one item at a time, in queueing order.
 
+    Raises:
+        TypeError, ValueError: as :func:`alloc_workqueue`.
+
     .. versionadded:: 0.1
     """
-    return alloc_workqueue(fmt, WQ_UNBOUND | _WQ_ORDERED | flags, 1, *args)
+    check_str(fmt, "alloc_ordered_workqueue", "fmt")
+    check_flags(flags, "alloc_ordered_workqueue")
+    return _alloc_workqueue(
+        "alloc_ordered_workqueue", fmt, WQ_UNBOUND | _WQ_ORDERED | flags, 1, args
+    )
+
+
+def _create_legacy(func: str, name: object, flags: int) -> Workqueue | None:
+    check_str(name, func, "name")
+    return _alloc_workqueue(func, "%s", _WQ_LEGACY | WQ_MEM_RECLAIM | flags, 1, (name,))
 
 
 def create_workqueue(name: str) -> Workqueue | None:
     """
     Legacy: a per-CPU workqueue with one active item per CPU and a rescuer.
 
+    Raises:
+        TypeError: *name* is not a ``str``.
+
     .. versionadded:: 0.1
     """
-    return alloc_workqueue("%s", _WQ_LEGACY | WQ_MEM_RECLAIM | WQ_PERCPU, 1, name)
+    return _create_legacy("create_workqueue", name, WQ_PERCPU)
 
 
 def create_freezable_workqueue(name: str) -> Workqueue | None:
     """
     Legacy: an unbound, freezable workqueue with one active item and a rescuer.
 
+    Raises:
+        TypeError: *name* is not a ``str``.
+
     .. versionadded:: 0.1
     """
-    return alloc_workqueue("%s", _WQ_LEGACY | WQ_FREEZABLE | WQ_UNBOUND | WQ_MEM_RECLAIM, 1, name)
+    return _create_legacy("create_freezable_workqueue", name, WQ_FREEZABLE | WQ_UNBOUND)
 
 
 def create_singlethread_workqueue(name: str) -> Workqueue | None:
     """
     Legacy: an ordered workqueue (the "single thread" of old kernels) with a rescuer.
 
+    Raises:
+        TypeError: *name* is not a ``str``.
+
     .. versionadded:: 0.1
     """
-    return alloc_ordered_workqueue("%s", _WQ_LEGACY | WQ_MEM_RECLAIM, name)
+    return _create_legacy("create_singlethread_workqueue", name, WQ_UNBOUND | _WQ_ORDERED)
 
 
 # --- system workqueues --------------------------------------------------------------------------
@@ -1946,12 +2015,13 @@ def _warn_deprecated(kernel: Kernel, work: Work) -> None:
         )
 
 
-def _queue_checks(wq: Workqueue, work: Work) -> None:
+def _queue_checks(wq: Workqueue, work: Work, func: str) -> None:
+    """The items of a BH workqueue run in softirq context: an ``async def`` one cannot."""
     if wq._flags & WQ_BH and is_async_func(work.func):
         raise TypeError(
-            f"{wq._name} is a BH workqueue: its items run in softirq context and must be plain "
-            f"functions, but {symbol_name(work.func)} is `async def` (use a normal workqueue "
-            "for work that sleeps)"
+            f"{func}(): {wq._name} is a BH workqueue: its items run in softirq context and must "
+            f"be plain functions, but {symbol_name(work.func)} is `async def` (use a normal "
+            "workqueue for work that sleeps)"
         )
 
 
@@ -1965,22 +2035,28 @@ def queue_work_on(cpu: int, wq: Workqueue, work: Work) -> bool:
         ``False`` if *work* was already pending or is disabled, ``True`` otherwise.
 
     Raises:
-        ValueError: *cpu* out of range; *work* never initialised.
-        TypeError: an ``async def`` function queued on a BH workqueue.
+        TypeError: *cpu* is not an ``int``, *wq* not a :class:`Workqueue`, *work* not a
+            :class:`Work`; an ``async def`` function queued on a BH workqueue.
+        ValueError: *cpu* is not one of the kernel's CPUs (nor ``WORK_CPU_UNBOUND``); *work*
+            was never initialised.
 
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
+    return _queue_work_on("queue_work_on", cpu, wq, work)
+
+
+def _queue_work_on(func: str, cpu: int, wq: Workqueue, work: Work) -> bool:
     task = _cur()
-    wq = _resolve(wq)
-    _check_work(work)
-    if cpu != WORK_CPU_UNBOUND:
-        task.kernel._check_cpu(cpu)
+    check_wq(wq, func)
+    check_work(work, func)
+    check_cpu(task.kernel, cpu, func, unbound=True)
+    wq = wq._t()
     if work._pending or work._disable:
         return False
-    _queue_checks(wq, work)
+    _queue_checks(wq, work, func)
     work._pending = True
     _queue_now(task, cpu, wq, work)
     return True
@@ -1993,6 +2069,11 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
     Returns:
         ``False`` if *work* was already pending (or is disabled), ``True`` otherwise.
 
+    Raises:
+        TypeError: *wq* is not a :class:`Workqueue`, *work* not a :class:`Work`; an
+            ``async def`` function queued on a BH workqueue.
+        ValueError: *work* was never initialised.
+
     Context:
         Any context; never sleeps.
 
@@ -2002,13 +2083,15 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
     if task is None:
         task = _cur()  # raises the no-kernel error
     try:
-        # (only a Workqueue and a Work have these: anything else gets a TypeError below)
+        # argument checks by attribute access: only a Workqueue has _sysname and only a Work
+        # has _pending; anything else fails here, before anything changed
         sysname = wq._sysname
         pending = work._pending
     except AttributeError:
-        _resolve(wq)
-        _check_work(work)
-        raise  # not reached: one of the two raised
+        err = _arg_error(_check_queue_args, "queue_work", wq, work)
+        if err is None:
+            raise
+        raise err from None
     if sysname is not None:
         if wq._sys_kernel is task.kernel and wq._sys_target is not None:
             wq = wq._sys_target
@@ -2019,14 +2102,14 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
             wq = target
     if pending or work._disable or work.func is None:
         if work.func is None:
-            _check_work(work)
+            check_work(work, "queue_work")
         return False
     cpu = task.cpu
     pwq = wq._qpwq[cpu]
     if pwq is None or (work._pool is not None and work._pool is not pwq.pool):
         # the long way: first use, BH, draining or destroyed, or last run on another pool
         if wq._flags & WQ_BH:
-            _queue_checks(wq, work)
+            _queue_checks(wq, work, "queue_work")
         work._pending = True
         _queue_now(task, WORK_CPU_UNBOUND, wq, work)
         return True
@@ -2058,10 +2141,16 @@ def enable_and_queue_work(wq: Workqueue, work: Work) -> bool:
     Returns:
         ``True`` iff the depth reached 0 (and the work was queued).
 
+    Raises:
+        TypeError, ValueError: as :func:`queue_work`, before the depth changes.
+
     .. versionadded:: 0.1
     """
     from ._flush import enable_work
 
+    target = _resolve(wq, "enable_and_queue_work")
+    check_work(work, "enable_and_queue_work")
+    _queue_checks(target, work, "enable_and_queue_work")
     if enable_work(work):
         queue_work(wq, work)
         return True
@@ -2072,18 +2161,31 @@ def schedule_work(work: Work) -> bool:
     """
     Queue *work* on the system per-CPU workqueue (``events``).
 
+    Raises:
+        TypeError, ValueError: as :func:`queue_work`.
+
     .. versionadded:: 0.1
     """
-    return queue_work(system_percpu_wq, work)
+    try:
+        return queue_work(system_percpu_wq, work)
+    except (TypeError, ValueError):
+        # the failure path only: name this function in the message
+        err = _arg_error(check_work, work, "schedule_work")
+        if err is None:
+            raise
+        raise err from None
 
 
 def schedule_work_on(cpu: int, work: Work) -> bool:
     """
     Queue *work* on the system per-CPU workqueue for CPU *cpu*.
 
+    Raises:
+        TypeError, ValueError: as :func:`queue_work_on`.
+
     .. versionadded:: 0.1
     """
-    return queue_work_on(cpu, system_percpu_wq, work)
+    return _queue_work_on("schedule_work_on", cpu, system_percpu_wq, work)
 
 
 def grab_pending(work: Work) -> bool:
@@ -2159,17 +2261,30 @@ def _queue_delayed(
 
 
 def _delayed_args(
-    cpu: int, wq: Workqueue, dwork: DelayedWork, delay: int
-) -> tuple[TaskStruct, Workqueue, int]:
-    """The checks every delayed-work queueing call makes: (task, resolved wq, delay)."""
+    func: str, cpu: int, wq: Workqueue, dwork: DelayedWork, delay: int
+) -> tuple[TaskStruct, Workqueue]:
+    """The checks every delayed-work queueing call makes: (task, resolved wq)."""
     task = _cur()
-    wq = _resolve(wq)
-    _check_dwork(dwork)
-    delay = _check_delay(delay)
-    if cpu != WORK_CPU_UNBOUND:
-        task.kernel._check_cpu(cpu)
-    _queue_checks(wq, dwork.work)
-    return task, wq, delay
+    # the cheap exact-type tests first; anything else (a subclass, or junk) takes the full
+    # checks, which name *func* in the message
+    if (
+        type(wq) is not Workqueue
+        or type(dwork) is not DelayedWork
+        or dwork.work.func is None
+        or type(delay) is not int
+        or not 0 <= delay <= LONG_MAX
+        or type(cpu) is not int
+        or (cpu != WORK_CPU_UNBOUND and not 0 <= cpu < task.kernel.nr_cpus)
+    ):
+        check_wq(wq, func)
+        check_dwork(dwork, func)
+        check_delay(delay, func)
+        check_cpu(task.kernel, cpu, func, unbound=True)
+    if wq._sysname is not None:
+        wq = wq._t()
+    if wq._flags & WQ_BH:
+        _queue_checks(wq, dwork.work, func)
+    return task, wq
 
 
 def queue_delayed_work_on(cpu: int, wq: Workqueue, dwork: DelayedWork, delay: int) -> bool:
@@ -2180,14 +2295,23 @@ def queue_delayed_work_on(cpu: int, wq: Workqueue, dwork: DelayedWork, delay: in
         ``False`` if it was already pending (the armed timer is left alone) or is disabled.
 
     Raises:
-        TypeError: *delay* is not an int. ValueError: negative *delay*, bad *cpu*.
+        TypeError: an argument of the wrong type; an ``async def`` function queued on a BH
+            workqueue.
+        ValueError: *cpu* is not one of the kernel's CPUs (nor ``WORK_CPU_UNBOUND``);
+            *delay* is negative or above ``LONG_MAX``; *dwork* was never initialised.
 
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    task, wq, delay = _delayed_args(cpu, wq, dwork, delay)
+    return _queue_delayed_work_on("queue_delayed_work_on", cpu, wq, dwork, delay)
+
+
+def _queue_delayed_work_on(
+    func: str, cpu: int, wq: Workqueue, dwork: DelayedWork, delay: int
+) -> bool:
+    task, wq = _delayed_args(func, cpu, wq, dwork, delay)
     work = dwork.work
     if work._pending or work._disable:
         return False
@@ -2200,9 +2324,12 @@ def queue_delayed_work(wq: Workqueue, dwork: DelayedWork, delay: int) -> bool:
     """
     Queue *dwork* on *wq* after *delay* jiffies, on the CPU its timer fires on.
 
+    Raises:
+        TypeError, ValueError: as :func:`queue_delayed_work_on`.
+
     .. versionadded:: 0.1
     """
-    return queue_delayed_work_on(WORK_CPU_UNBOUND, wq, dwork, delay)
+    return _queue_delayed_work_on("queue_delayed_work", WORK_CPU_UNBOUND, wq, dwork, delay)
 
 
 def mod_delayed_work_on(cpu: int, wq: Workqueue, dwork: DelayedWork, delay: int) -> bool:
@@ -2216,12 +2343,22 @@ def mod_delayed_work_on(cpu: int, wq: Workqueue, dwork: DelayedWork, delay: int)
         ``True`` if it was pending (armed or queued) and got modified; ``False`` if it was idle
         and is now queued.
 
+    Raises:
+        TypeError, ValueError: as :func:`queue_delayed_work_on`; the armed timer is left as
+            it was.
+
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    task, wq, delay = _delayed_args(cpu, wq, dwork, delay)
+    return _mod_delayed_work_on("mod_delayed_work_on", cpu, wq, dwork, delay)
+
+
+def _mod_delayed_work_on(
+    func: str, cpu: int, wq: Workqueue, dwork: DelayedWork, delay: int
+) -> bool:
+    task, wq = _delayed_args(func, cpu, wq, dwork, delay)
     work = dwork.work
     ret = grab_pending(work)
     if work._disable:
@@ -2237,25 +2374,33 @@ def mod_delayed_work(wq: Workqueue, dwork: DelayedWork, delay: int) -> bool:
 
     .. versionadded:: 0.1
     """
-    return mod_delayed_work_on(WORK_CPU_UNBOUND, wq, dwork, delay)
+    return _mod_delayed_work_on("mod_delayed_work", WORK_CPU_UNBOUND, wq, dwork, delay)
 
 
 def schedule_delayed_work(dwork: DelayedWork, delay: int) -> bool:
     """
     Queue *dwork* on the system per-CPU workqueue after *delay* jiffies.
 
+    Raises:
+        TypeError, ValueError: as :func:`queue_delayed_work_on`.
+
     .. versionadded:: 0.1
     """
-    return queue_delayed_work(system_percpu_wq, dwork, delay)
+    return _queue_delayed_work_on(
+        "schedule_delayed_work", WORK_CPU_UNBOUND, system_percpu_wq, dwork, delay
+    )
 
 
 def schedule_delayed_work_on(cpu: int, dwork: DelayedWork, delay: int) -> bool:
     """
     Queue *dwork* on the system per-CPU workqueue for CPU *cpu* after *delay* jiffies.
 
+    Raises:
+        TypeError, ValueError: as :func:`queue_delayed_work_on`.
+
     .. versionadded:: 0.1
     """
-    return queue_delayed_work_on(cpu, system_percpu_wq, dwork, delay)
+    return _queue_delayed_work_on("schedule_delayed_work_on", cpu, system_percpu_wq, dwork, delay)
 
 
 # --- introspection ------------------------------------------------------------------------------
@@ -2265,28 +2410,46 @@ def work_pending(work: Work) -> bool:
     """
     True from a successful queue (or timer arm) until the function starts or it is cancelled.
 
+    Raises:
+        TypeError: *work* is not a :class:`Work`.
+
     .. versionadded:: 0.1
     """
-    return bool(work._pending)
+    try:
+        return work._pending  # only a Work has it
+    except AttributeError:
+        err = _arg_error(_check_work_type, work, "work_pending")
+        if err is None:
+            raise
+        raise err from None
 
 
 def delayed_work_pending(dwork: DelayedWork) -> bool:
     """
     ``work_pending(&dwork->work)``: true during the delay and while queued.
 
+    Raises:
+        TypeError: *dwork* is not a :class:`DelayedWork`.
+
     .. versionadded:: 0.1
     """
-    return bool(dwork.work._pending)
+    if type(dwork) is not DelayedWork:
+        check_dwork(dwork, "delayed_work_pending", initialised=False)
+    return dwork.work._pending
 
 
 def work_busy(work: Work) -> int:
     """
     ``WORK_BUSY_PENDING`` and/or ``WORK_BUSY_RUNNING`` (advisory).
 
+    Raises:
+        TypeError: *work* is not a :class:`Work`.
+
     .. versionadded:: 0.1
     """
     from ._work import WORK_BUSY_PENDING, WORK_BUSY_RUNNING
 
+    check_work(work, "work_busy", initialised=False)
     ret = WORK_BUSY_PENDING if work._pending else 0
     if work._worker is not None:
         ret |= WORK_BUSY_RUNNING
@@ -2324,19 +2487,18 @@ def execute_in_process_context(fn: Callable[[Work], Any], ew: ExecuteWork) -> in
         0 if *fn* ran now, 1 if it was queued.
 
     Raises:
-        TypeError: *fn* is not callable, *ew* is not an :class:`ExecuteWork`, or *fn* is
-            ``async def`` and the caller is in process context.
+        TypeError: *fn* is not a function callable as ``fn(work)``, *ew* is not an
+            :class:`ExecuteWork`, or *fn* is ``async def`` and the caller is in process context.
 
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    task = _cur()
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+    check_work_func(fn, "execute_in_process_context", "fn")
     if not isinstance(ew, ExecuteWork):
-        raise TypeError(f"expected an ExecuteWork, not {type(ew).__name__}")
+        raise bad_type("execute_in_process_context", "ew", "an ExecuteWork", ew)
+    task = _cur()
     if not task.preempt_count & IRQ_MASK:
         if is_async_func(fn):
             raise TypeError(
@@ -2346,7 +2508,7 @@ def execute_in_process_context(fn: Callable[[Work], Any], ew: ExecuteWork) -> in
             )
         fn(ew.work)
         return 0
-    INIT_WORK(ew.work, fn)
+    _init_work(ew.work, fn)
     schedule_work(ew.work)
     return 1
 
@@ -2367,14 +2529,17 @@ def workqueue_congested(cpu: int, wq: Workqueue) -> bool:
     """
     True if *wq*'s pwq for *cpu* (``WORK_CPU_UNBOUND``: local) holds inactive items.
 
+    Raises:
+        TypeError: *cpu* is not an ``int``, *wq* not a :class:`Workqueue`.
+        ValueError: *cpu* is not one of the kernel's CPUs (nor ``WORK_CPU_UNBOUND``).
+
     .. versionadded:: 0.1
     """
     task = _cur()
-    wq = _resolve(wq)
+    check_cpu(task.kernel, cpu, "workqueue_congested", unbound=True)
+    wq = _resolve(wq, "workqueue_congested")
     if cpu == WORK_CPU_UNBOUND:
         cpu = task.cpu
-    else:
-        task.kernel._check_cpu(cpu)
     return bool(wq.pwq_for(cpu).inactive)
 
 
@@ -2383,11 +2548,15 @@ def workqueue_set_max_active(wq: Workqueue, max_active: int) -> None:
     Change *wq*'s ``max_active`` (clamped); raising it activates parked items at once.
     BH and ordered workqueues refuse with a WARN.
 
+    Raises:
+        TypeError: *wq* is not a :class:`Workqueue`, *max_active* not an ``int``.
+        ValueError: *max_active* does not fit a C ``int``.
+
     .. versionadded:: 0.1
     """
-    wq = _resolve(wq)
-    if isinstance(max_active, bool) or not isinstance(max_active, int):
-        raise TypeError("max_active must be an int")
+    check_wq(wq, "workqueue_set_max_active")
+    check_max_active(max_active, "workqueue_set_max_active")
+    wq = wq._t()
     if wq._flags & (WQ_BH | _WQ_ORDERED):
         warn()
         return

@@ -191,7 +191,7 @@ class TestBadInput:
                 queue_delayed_work(wq, Work(lambda _w: None), 1)  # type: ignore[arg-type]
             with pytest.raises(TypeError):
                 queue_delayed_work(object(), dw, 1)  # type: ignore[arg-type]
-            with pytest.raises(ValueError, match="never initialised"):
+            with pytest.raises(ValueError, match="initialised by INIT_DELAYED_WORK"):
                 queue_delayed_work(wq, DelayedWork(), 1)
             assert not delayed_work_pending(dw)
             assert not timer_pending(dw.timer)

@@ -111,12 +111,15 @@ class TestKthreadRun:
         async def threadfn(_: object) -> int:
             return 0
 
+        async with Kernel(nr_cpus=1, hz=250):
+            task = kthread_create(threadfn, None, "gone")
+            assert await kthread_stop(task) == -EINTR
         with pytest.raises(RuntimeError):
             kthread_run(threadfn, None, "nokernel")
         with pytest.raises(RuntimeError):
             kthread_should_stop()
         with pytest.raises(RuntimeError):
-            kthread_stop(None)  # type: ignore[arg-type]
+            kthread_stop(task)
 
 
 class TestKthreadStop:

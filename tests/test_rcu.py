@@ -122,10 +122,10 @@ class TestCallRcu:
             await msleep(1)
 
         async with Kernel(nr_cpus=1, hz=250):
-            with pytest.raises(TypeError):
-                call_rcu(None, sleeper)
-            with pytest.raises(TypeError):
-                call_rcu(None, 42)  # type: ignore[arg-type]
+            with pytest.raises(TypeError, match="must be a plain function"):
+                call_rcu("head", sleeper)
+            with pytest.raises(TypeError, match="callable as func\\(head\\)"):
+                call_rcu("head", 42)  # type: ignore[arg-type]
 
     async def test_synchronize_rcu_and_barrier(self) -> None:
         """synchronize_rcu returns after a grace period (a later jiffy); rcu_barrier returns
@@ -133,7 +133,7 @@ class TestCallRcu:
         log = Log()
 
         def handler(_irq: int, _dev: object) -> int:
-            call_rcu(None, log.cb("irq"))
+            call_rcu("irq head", log.cb("irq"))
             return IRQ_HANDLED
 
         async with Kernel(nr_cpus=2, hz=250) as k:
@@ -187,10 +187,10 @@ class TestCallRcu:
 
         async def boot() -> None:
             async with k:
-                call_rcu(None, sleepy)
+                call_rcu("head", sleepy)
                 await wait_for_completion(done)
                 assert logged(k, "BUG: scheduling while atomic") == 1
-                call_rcu(None, broken)
+                call_rcu("head", broken)
                 await synchronize_rcu()
 
         with pytest.raises(KernelPanic) as info:
@@ -208,7 +208,7 @@ class TestCallRcu:
             ran.append(current().comm)
 
         async with Kernel(nr_cpus=1, hz=250):
-            call_rcu(None, log.cb("late"))
+            call_rcu("head", log.cb("late"))
             assert queue_rcu_work(system_percpu_wq, RcuWork(fn))
         assert [s[0] for s in log.seen] == ["late"]
         assert len(ran) == 1

@@ -59,7 +59,10 @@ from kdefer_async import (
     create_workqueue,
     current,
     current_work,
+    delayed_work_pending,
     destroy_workqueue,
+    disable_work,
+    enable_and_queue_work,
     execute_in_process_context,
     flush_work,
     flush_workqueue,
@@ -417,9 +420,9 @@ class TestBadInput:
         """A Work() never initialised cannot be queued: ValueError."""
         async with Kernel(nr_cpus=2, hz=250):
             w = Work()
-            with pytest.raises(ValueError, match="never initialised"):
+            with pytest.raises(ValueError, match="expects a Work initialised by INIT_WORK"):
                 queue_work(system_wq, w)
-            with pytest.raises(ValueError, match="never initialised"):
+            with pytest.raises(ValueError, match="expects a Work initialised by INIT_WORK"):
                 queue_work_on(0, system_wq, w)
             assert not work_pending(w)
 
@@ -427,7 +430,7 @@ class TestBadInput:
         """queue_work_on with a CPU out of range is ValueError, a non-int CPU TypeError."""
         async with Kernel(nr_cpus=2, hz=250):
             w = Work(lambda _w: None)
-            with pytest.raises(ValueError, match="CPU 2"):
+            with pytest.raises(ValueError, match=r"CPU number from 0 to 1 .* got 2$"):
                 queue_work_on(2, system_wq, w)
             with pytest.raises(ValueError):
                 queue_work_on(-1, system_wq, w)
@@ -1853,3 +1856,329 @@ class TestExecuteInProcessContext:
                 execute_in_process_context(fn, Work())  # type: ignore[arg-type]
             with pytest.raises(TypeError):
                 execute_in_process_context(42, ExecuteWork())  # type: ignore[arg-type]
+
+
+def exactly(message: str) -> str:
+    """A ``match=`` pattern for exactly *message*."""
+    return "^" + re.escape(message) + "$"
+
+
+def noop(_work: Work) -> None:
+    pass
+
+
+def no_args() -> None:
+    pass
+
+
+class TestArguments:
+    """Bad arguments are a TypeError or ValueError with the wording of _check.py, raised before
+    anything changes: no item pending, no workqueue made, nothing logged."""
+
+    async def test_work_initialisers(self) -> None:
+        """Work, INIT_WORK and DECLARE_WORK check the item and the function `func(work)`."""
+        async with Kernel(nr_cpus=2, hz=250):
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "Work() expects a function callable as func(work) for 'func', got int"
+                ),
+            ):
+                Work(42)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "DECLARE_WORK() expects a function callable as func(work) for 'func', "
+                    "got NoneType"
+                ),
+            ):
+                DECLARE_WORK(None)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "INIT_WORK() expects a function callable as func(work) for 'func', but "
+                    "no_args() -> 'None' cannot be called with 1 positional argument"
+                ),
+            ):
+                INIT_WORK(Work(), no_args)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError, match=exactly("INIT_WORK() expects a Work for 'work', got NoneType")
+            ):
+                INIT_WORK(None, noop)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "INIT_WORK() expects a Work for 'work', got DelayedWork (use the "
+                    "*_delayed_work API for a DelayedWork, or pass dwork.work)"
+                ),
+            ):
+                INIT_WORK(DelayedWork(noop), noop)  # type: ignore[arg-type]
+            w = Work(noop)
+            with pytest.raises(TypeError):
+                INIT_WORK(w, None)  # type: ignore[arg-type]
+            assert w.func is noop  # a rejected INIT_WORK leaves the item as it was
+
+    async def test_introspection(self) -> None:
+        """work_pending, work_busy and delayed_work_pending take only their own types."""
+        async with Kernel(nr_cpus=2, hz=250):
+            with pytest.raises(
+                TypeError, match=exactly("work_pending() expects a Work for 'work', got NoneType")
+            ):
+                work_pending(None)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError, match=exactly("work_busy() expects a Work for 'work', got str")
+            ):
+                work_busy("work")  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly("delayed_work_pending() expects a DelayedWork for 'dwork', got Work"),
+            ):
+                delayed_work_pending(Work(noop))  # type: ignore[arg-type]
+            assert work_pending(Work()) is False  # introspection of an idle item is fine
+
+    async def test_alloc_workqueue(self) -> None:
+        """alloc_workqueue checks the name format, the flags and max_active first: nothing is
+        made and nothing logged; in-range max_active values are still clamped as the kernel does."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            before = (set(k.wq_stats()), len(k.dmesg()))
+            cases: list[tuple[type[Exception], str, tuple[Any, ...]]] = [
+                (
+                    TypeError,
+                    "alloc_workqueue() expects a str for 'fmt', got NoneType",
+                    (None, 0, 0),
+                ),
+                (TypeError, "alloc_workqueue() expects an int for 'flags', got str", ("q", "0", 0)),
+                (
+                    TypeError,
+                    "alloc_workqueue() expects an int for 'flags', got bool",
+                    ("q", True, 0),
+                ),
+                (
+                    ValueError,
+                    "alloc_workqueue() expects WQ_* flags (an int from 0 to 2**32-1) for 'flags', got -1",
+                    ("q", -1, 0),
+                ),
+                (
+                    TypeError,
+                    "alloc_workqueue() expects an int for 'max_active', got float",
+                    ("q", 0, 1.0),
+                ),
+                (
+                    ValueError,
+                    "alloc_workqueue() expects an int from -2147483648 to 2147483647 for "
+                    "'max_active', got 2147483648",
+                    ("q", 0, 1 << 31),
+                ),
+                (
+                    TypeError,
+                    "alloc_workqueue(): the arguments do not match the name format: not enough "
+                    "arguments for format string 'q%d'",
+                    ("q%d", 0, 0),
+                ),
+            ]
+            for exc, message, args in cases:
+                with pytest.raises(exc, match=exactly(message)):
+                    alloc_workqueue(*args)
+            assert (set(k.wq_stats()), len(k.dmesg())) == before
+            wq = alloc_workqueue("clamped", 0, -7)  # an int the kernel takes and clamps
+            assert wq is not None
+            assert wq.max_active == 1
+            assert logged(k, "max_active -7 requested for clamped is out of range") == 1
+
+    async def test_ordered_and_legacy_workqueues(self) -> None:
+        """alloc_ordered_workqueue and the create_*workqueue() names check their own arguments."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            before = set(k.wq_stats())
+            with pytest.raises(
+                TypeError,
+                match=exactly("alloc_ordered_workqueue() expects a str for 'fmt', got NoneType"),
+            ):
+                alloc_ordered_workqueue(None, 0)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly("alloc_ordered_workqueue() expects an int for 'flags', got bool"),
+            ):
+                alloc_ordered_workqueue("o", False)
+            for create in (
+                create_workqueue,
+                create_freezable_workqueue,
+                create_singlethread_workqueue,
+            ):
+                with pytest.raises(
+                    TypeError,
+                    match=exactly(f"{create.__name__}() expects a str for 'name', got NoneType"),
+                ):
+                    create(None)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError, match=exactly("create_workqueue() expects a str for 'name', got bytes")
+            ):
+                create_workqueue(b"legacy")  # type: ignore[arg-type]
+            assert set(k.wq_stats()) == before
+
+    async def test_wq_bh_refused_before_the_name_warning(self) -> None:
+        """A WQ_BH workqueue with other flags is refused (WARN, None) before it is named: the
+        name-too-long warning is not printed for it."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            assert alloc_workqueue("b" * 40, WQ_BH | WQ_UNBOUND, 0) is None
+            assert warnings(k) == 1
+            assert logged(k, "name exceeds WQ_NAME_LEN") == 0
+
+    async def test_queue_work(self) -> None:
+        """queue_work and schedule_work name themselves, and a rejected call queues nothing."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            wq = percpu_wq("qargs")
+            w = Work(noop)
+            with pytest.raises(
+                TypeError, match=exactly("queue_work() expects a Workqueue for 'wq', got NoneType")
+            ):
+                queue_work(None, w)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError, match=exactly("queue_work() expects a Work for 'work', got NoneType")
+            ):
+                queue_work(wq, None)  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "queue_work() expects a Work initialised by INIT_WORK for 'work', got <Work None>"
+                ),
+            ):
+                queue_work(wq, Work())
+            with pytest.raises(
+                TypeError, match=exactly("schedule_work() expects a Work for 'work', got int")
+            ):
+                schedule_work(7)  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError, match=r"^schedule_work\(\) expects a Work initialised by INIT_WORK"
+            ):
+                schedule_work(Work())
+            assert not work_pending(w)
+            assert k.wq_stats()["qargs"]["total"] == 0
+            await destroy_workqueue(wq)
+
+    async def test_queue_work_on_cpu(self) -> None:
+        """The CPU of queue_work_on and schedule_work_on is an int: one of the kernel's CPUs or
+        WORK_CPU_UNBOUND; a rejected call does not even make the system workqueue."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            w = Work(noop)
+            with pytest.raises(
+                TypeError, match=exactly("queue_work_on() expects an int for 'cpu', got bool")
+            ):
+                queue_work_on(True, system_highpri_wq, w)  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "queue_work_on() expects a CPU number from 0 to 1 or WORK_CPU_UNBOUND for 'cpu', got -1"
+                ),
+            ):
+                queue_work_on(-1, system_highpri_wq, w)
+            with pytest.raises(
+                TypeError, match=exactly("queue_work_on() expects a Work for 'work', got NoneType")
+            ):
+                queue_work_on(0, system_highpri_wq, None)  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "schedule_work_on() expects a CPU number from 0 to 1 or WORK_CPU_UNBOUND for 'cpu', got 2"
+                ),
+            ):
+                schedule_work_on(2, w)
+            assert not work_pending(w)
+            assert "events_highpri" not in k.wq_stats()
+            assert queue_work_on(WORK_CPU_UNBOUND, system_highpri_wq, w)
+            await flush_work(w)
+
+    async def test_bh_workqueue_refuses_async_items(self) -> None:
+        """An `async def` item on a BH workqueue is a TypeError naming the function called."""
+        async with Kernel(nr_cpus=2, hz=250):
+
+            async def sleeper(_w: Work) -> None:
+                await msleep(1)
+
+            w = Work(sleeper)
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "queue_work_on(): events_bh is a BH workqueue: its items run in softirq "
+                    "context and must be plain functions, but sleeper is `async def` (use a "
+                    "normal workqueue for work that sleeps)"
+                ),
+            ):
+                queue_work_on(0, system_bh_wq, w)
+            assert not work_pending(w)
+
+    async def test_enable_and_queue_work(self) -> None:
+        """enable_and_queue_work checks both arguments before it lowers the disable depth."""
+        async with Kernel(nr_cpus=2, hz=250):
+            w = Work(noop)
+            disable_work(w)
+            with pytest.raises(
+                TypeError,
+                match=exactly("enable_and_queue_work() expects a Workqueue for 'wq', got str"),
+            ):
+                enable_and_queue_work("events", w)  # type: ignore[arg-type]
+            assert queue_work(system_percpu_wq, w) is False  # still disabled
+            assert enable_and_queue_work(system_percpu_wq, w) is True
+            await flush_work(w)
+
+    async def test_execute_in_process_context(self) -> None:
+        """execute_in_process_context checks `fn(work)` and the ExecuteWork before calling."""
+        calls: list[object] = []
+        async with Kernel(nr_cpus=2, hz=250):
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "execute_in_process_context() expects a function callable as fn(work) for "
+                    "'fn', but <lambda>() cannot be called with 1 positional argument"
+                ),
+            ):
+                execute_in_process_context(lambda: calls.append(1), ExecuteWork())  # type: ignore[arg-type,misc]
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "execute_in_process_context() expects an ExecuteWork for 'ew', got Work"
+                ),
+            ):
+                execute_in_process_context(calls.append, Work())  # type: ignore[arg-type]
+            assert calls == []
+
+    async def test_congested_and_set_max_active(self) -> None:
+        """workqueue_congested and workqueue_set_max_active check their ints and the workqueue;
+        a rejected change leaves max_active as it was."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            wq = percpu_wq("limits", 4)
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "workqueue_congested() expects a CPU number from 0 to 1 or WORK_CPU_UNBOUND for 'cpu', got 9"
+                ),
+            ):
+                workqueue_congested(9, wq)
+            with pytest.raises(
+                TypeError,
+                match=exactly("workqueue_congested() expects a Workqueue for 'wq', got NoneType"),
+            ):
+                workqueue_congested(0, None)  # type: ignore[arg-type]
+            assert workqueue_congested(WORK_CPU_UNBOUND, wq) is False
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "workqueue_set_max_active() expects an int for 'max_active', got str"
+                ),
+            ):
+                workqueue_set_max_active(wq, "8")  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "workqueue_set_max_active() expects an int from -2147483648 to 2147483647 "
+                    "for 'max_active', got -2147483649"
+                ),
+            ):
+                workqueue_set_max_active(wq, -(1 << 31) - 1)
+            with pytest.raises(
+                TypeError,
+                match=exactly("workqueue_set_max_active() expects a Workqueue for 'wq', got int"),
+            ):
+                workqueue_set_max_active(8, 8)  # type: ignore[arg-type]
+            assert wq.max_active == 4
+            assert logged(k, "out of range") == 0
+            await destroy_workqueue(wq)
