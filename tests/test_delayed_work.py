@@ -58,6 +58,7 @@ from kdefer_async import (
     schedule_delayed_work_on,
     smp_processor_id,
     system_bh_wq,
+    system_percpu_wq,
     timer_pending,
     to_delayed_work,
     wait_for_completion,
@@ -650,3 +651,164 @@ class TestDestroyWhileArmed:
             assert logged(k, "workqueue: cannot queue stale_fn on wq doomed") == 1
             assert not delayed_work_pending(dw)
             assert runs.at == []
+
+
+def exactly(message: str) -> str:
+    """A ``match=`` pattern for exactly *message*."""
+    return "^" + re.escape(message) + "$"
+
+
+def noop(_work: Work) -> None:
+    pass
+
+
+class TestArguments:
+    """Bad arguments are a TypeError or ValueError with the wording of _check.py, raised before
+    anything changes: no timer armed, no item pending."""
+
+    async def test_initialisers(self) -> None:
+        """DelayedWork, INIT_DELAYED_WORK, INIT_DEFERRABLE_WORK and the DECLARE_* forms check
+        the item, the function `func(work)` and the deferrable flag."""
+        async with Kernel(nr_cpus=2, hz=250):
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "DelayedWork() expects a function callable as func(work) for 'func', got str"
+                ),
+            ):
+                DelayedWork("fn")  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError, match=exactly("DelayedWork() expects a bool for 'deferrable', got int")
+            ):
+                DelayedWork(noop, deferrable=1)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly("INIT_DELAYED_WORK() expects a DelayedWork for 'dwork', got Work"),
+            ):
+                INIT_DELAYED_WORK(Work(), noop)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "DECLARE_DELAYED_WORK() expects a function callable as func(work) for "
+                    "'func', got NoneType"
+                ),
+            ):
+                DECLARE_DELAYED_WORK(None)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "DECLARE_DEFERRABLE_WORK() expects a function callable as func(work) for "
+                    "'func', but <lambda>() cannot be called with 1 positional argument"
+                ),
+            ):
+                DECLARE_DEFERRABLE_WORK(lambda: None)  # type: ignore[arg-type,misc]
+            dw = DelayedWork(noop)
+            with pytest.raises(TypeError, match=r"^INIT_DEFERRABLE_WORK\(\) expects a function"):
+                INIT_DEFERRABLE_WORK(dw, 3)  # type: ignore[arg-type]
+            assert dw.work.func is noop  # the rejected call left it as it was
+            assert not dw.timer.flags & TIMER_DEFERRABLE
+
+    async def test_to_delayed_work(self) -> None:
+        """to_delayed_work takes the .work of a DelayedWork, nothing else."""
+        async with Kernel(nr_cpus=2, hz=250):
+            with pytest.raises(
+                TypeError,
+                match=exactly("to_delayed_work() expects a Work for 'work', got NoneType"),
+            ):
+                to_delayed_work(None)  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "to_delayed_work() expects the .work of a DelayedWork for 'work', got <Work noop>"
+                ),
+            ):
+                to_delayed_work(Work(noop))
+
+    async def test_queueing_names_the_function_called(self) -> None:
+        """Each queueing function names itself and the bad parameter; nothing is armed."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            wq = percpu_wq("dargs")
+            dw = DelayedWork(noop)
+            cases: list[tuple[type[Exception], str, Callable[[], object]]] = [
+                (
+                    ValueError,
+                    "queue_delayed_work() expects a number of jiffies from 0 to LONG_MAX for "
+                    "'delay', got -1",
+                    lambda: queue_delayed_work(wq, dw, -1),
+                ),
+                (
+                    ValueError,
+                    "mod_delayed_work() expects a number of jiffies from 0 to LONG_MAX for "
+                    "'delay', got 9223372036854775808",
+                    lambda: mod_delayed_work(wq, dw, 1 << 63),
+                ),
+                (
+                    TypeError,
+                    "schedule_delayed_work() expects an int for 'delay', got float",
+                    lambda: schedule_delayed_work(dw, 1.0),  # type: ignore[arg-type]
+                ),
+                (
+                    TypeError,
+                    "queue_delayed_work_on() expects an int for 'cpu', got str",
+                    lambda: queue_delayed_work_on("0", wq, dw, 1),  # type: ignore[arg-type]
+                ),
+                (
+                    ValueError,
+                    "mod_delayed_work_on() expects a CPU number from 0 to 1 or "
+                    "WORK_CPU_UNBOUND for 'cpu', got 2",
+                    lambda: mod_delayed_work_on(2, wq, dw, 1),
+                ),
+                (
+                    ValueError,
+                    "schedule_delayed_work_on() expects a CPU number from 0 to 1 or "
+                    "WORK_CPU_UNBOUND for 'cpu', got 8191",
+                    lambda: schedule_delayed_work_on(8191, dw, 1),
+                ),
+                (
+                    TypeError,
+                    "mod_delayed_work() expects a Workqueue for 'wq', got NoneType",
+                    lambda: mod_delayed_work(None, dw, 1),  # type: ignore[arg-type]
+                ),
+                (
+                    TypeError,
+                    "queue_delayed_work() expects a DelayedWork for 'dwork', got Work "
+                    "(to_delayed_work(work) is the DelayedWork of this work item)",
+                    lambda: queue_delayed_work(wq, dw.work, 1),  # type: ignore[arg-type]
+                ),
+                (
+                    ValueError,
+                    "queue_delayed_work_on() expects a DelayedWork initialised by "
+                    "INIT_DELAYED_WORK for 'dwork', got <DelayedWork <Work None>>",
+                    lambda: queue_delayed_work_on(0, wq, DelayedWork(), 1),
+                ),
+            ]
+            for exc, message, call in cases:
+                with pytest.raises(exc, match=exactly(message)):
+                    call()
+            assert not delayed_work_pending(dw)
+            assert not timer_pending(dw.timer)
+            assert k.wq_stats()["dargs"]["total"] == 0
+            await destroy_workqueue(wq)
+
+    async def test_rejected_mod_leaves_the_timer_armed(self) -> None:
+        """A rejected mod_delayed_work leaves an armed item armed, for the same expiry."""
+        async with Kernel(nr_cpus=2, hz=250):
+            dw = DelayedWork(noop)
+            assert queue_delayed_work(system_percpu_wq, dw, 100) is True
+            expires = dw.timer.expires
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "mod_delayed_work() expects a number of jiffies from 0 to LONG_MAX for "
+                    "'delay', got -5"
+                ),
+            ):
+                mod_delayed_work(system_percpu_wq, dw, -5)
+            with pytest.raises(
+                TypeError,
+                match=exactly("mod_delayed_work() expects a Workqueue for 'wq', got Work"),
+            ):
+                mod_delayed_work(dw.work, dw, 5)  # type: ignore[arg-type]
+            assert timer_pending(dw.timer)
+            assert dw.timer.expires == expires
+            assert cancel_delayed_work(dw) is True

@@ -13,6 +13,7 @@ a release; the test body (the ``init`` task) is then "another task".
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,8 +22,10 @@ import anyio.lowlevel
 import pytest
 
 from kdefer_async import (
+    DEFINE_SPINLOCK,
     WORK_BUSY_PENDING,
     WORK_BUSY_RUNNING,
+    WORK_CPU_UNBOUND,
     WQ_MEM_RECLAIM,
     WQ_PERCPU,
     Completion,
@@ -69,7 +72,10 @@ from kdefer_async import (
     queue_work_on,
     schedule_work,
     smp_processor_id,
+    spin_lock,
+    spin_unlock,
     system_bh_wq,
+    system_percpu_wq,
     system_wq,
     tasklet_schedule,
     tasklet_setup,
@@ -1485,3 +1491,159 @@ class TestShutdown:
         lines = k.dmesg()
         assert any("work stuck on stuckq still running in kworker/" in line for line in lines)
         assert any("never ran; dropped" in line for line in lines)
+
+
+def exactly(message: str) -> str:
+    """A ``match=`` pattern for exactly *message*."""
+    return "^" + re.escape(message) + "$"
+
+
+def noop(_work: Work) -> None:
+    pass
+
+
+class TestArguments:
+    """Bad arguments are a TypeError or ValueError with the wording of _check.py, raised at the
+    call (for the sleeping ones too, before any coroutine exists) and before anything changes."""
+
+    async def test_work_arguments(self) -> None:
+        """flush/cancel/disable/enable of a Work name themselves; a rejected call leaves the
+        item as it was (still pending, not disabled)."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            wq = new_wq("fargs")
+            w = Work(noop)
+            dw = DelayedWork(noop)
+            with pytest.raises(
+                TypeError, match=exactly("flush_work() expects a Work for 'work', got NoneType")
+            ):
+                flush_work(None)  # type: ignore[arg-type]  # raises at the call: no await
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "cancel_work_sync() expects a Work for 'work', got DelayedWork (use the "
+                    "*_delayed_work API for a DelayedWork, or pass dwork.work)"
+                ),
+            ):
+                cancel_work_sync(dw)  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "disable_work_sync() expects a Work initialised by INIT_WORK for 'work', "
+                    "got <Work None>"
+                ),
+            ):
+                disable_work_sync(Work())
+            assert queue_work(wq, w)
+            for fn in (cancel_work, disable_work, enable_work):
+                with pytest.raises(
+                    TypeError, match=exactly(f"{fn.__name__}() expects a Work for 'work', got str")
+                ):
+                    fn("work")  # type: ignore[arg-type]
+            assert work_pending(w)
+            assert work_busy(w) == WORK_BUSY_PENDING
+            await flush_workqueue(wq)
+            assert k.wq_stats()["fargs"]["total"] == 1
+            await destroy_workqueue(wq)
+
+    async def test_delayed_work_arguments(self) -> None:
+        """The *_delayed_work functions take a DelayedWork; a rejected call leaves its timer
+        armed."""
+        async with Kernel(nr_cpus=2, hz=250):
+            dw = DelayedWork(noop)
+            assert queue_delayed_work(system_wq, dw, 50)
+            for fn in (cancel_delayed_work, disable_delayed_work, enable_delayed_work):
+                with pytest.raises(
+                    TypeError,
+                    match=exactly(f"{fn.__name__}() expects a DelayedWork for 'dwork', got Work"),
+                ):
+                    fn(Work(noop))  # type: ignore[arg-type]
+            for afn in (flush_delayed_work, cancel_delayed_work_sync, disable_delayed_work_sync):
+                with pytest.raises(
+                    TypeError,
+                    match=exactly(
+                        f"{afn.__name__}() expects a DelayedWork for 'dwork', got NoneType"
+                    ),
+                ):
+                    afn(None)  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "cancel_delayed_work() expects a DelayedWork initialised by "
+                    "INIT_DELAYED_WORK for 'dwork', got <DelayedWork <Work None>>"
+                ),
+            ):
+                cancel_delayed_work(DelayedWork())
+            assert timer_pending(dw.timer)
+            assert cancel_delayed_work(dw) is True
+
+    async def test_workqueue_arguments(self) -> None:
+        """flush/drain/destroy_workqueue take a Workqueue, checked at the call; destroy refuses
+        a system workqueue and a second destroy before it waits for anything."""
+        async with Kernel(nr_cpus=2, hz=250):
+            for afn in (flush_workqueue, drain_workqueue, destroy_workqueue):
+                with pytest.raises(
+                    TypeError,
+                    match=exactly(f"{afn.__name__}() expects a Workqueue for 'wq', got Work"),
+                ):
+                    afn(Work(noop))  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "destroy_workqueue() expects a workqueue that is not a system one for 'wq', "
+                    "got <Workqueue events (system)>"
+                ),
+            ):
+                destroy_workqueue(system_percpu_wq)
+            wq = new_wq("gone")
+            await destroy_workqueue(wq)
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "destroy_workqueue() expects a workqueue not already destroyed for 'wq', "
+                    "got <Workqueue 'gone' flags=0x0 max_active=1024 destroyed>"
+                ),
+            ):
+                destroy_workqueue(wq)
+
+    async def test_checked_before_might_sleep(self) -> None:
+        """Under a spinlock, a sleeping call with a bad argument is the argument's TypeError:
+        nothing is reported as a sleep in atomic context."""
+        async with Kernel(nr_cpus=2, hz=250, sleep_in_atomic="raise") as k:
+            lock = DEFINE_SPINLOCK()
+            spin_lock(lock)
+            try:
+                with pytest.raises(TypeError, match=r"^cancel_work_sync\(\) expects a Work"):
+                    cancel_work_sync(42)  # type: ignore[arg-type]
+            finally:
+                spin_unlock(lock)
+            assert not [line for line in k.dmesg() if "sleeping function called" in line]
+
+    async def test_work_on_cpu(self) -> None:
+        """work_on_cpu takes one of the kernel's CPUs (not WORK_CPU_UNBOUND) and `fn(arg)`."""
+        ran: list[object] = []
+        async with Kernel(nr_cpus=2, hz=250):
+            with pytest.raises(
+                ValueError,
+                match=exactly("work_on_cpu() expects a CPU number from 0 to 1 for 'cpu', got 8192"),
+            ):
+                work_on_cpu(WORK_CPU_UNBOUND, ran.append, 1)
+            with pytest.raises(
+                TypeError, match=exactly("work_on_cpu() expects an int for 'cpu', got str")
+            ):
+                work_on_cpu("1", ran.append, 1)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "work_on_cpu() expects a function callable as fn(arg) for 'fn', but "
+                    "<lambda>() cannot be called with 1 positional argument"
+                ),
+            ):
+                work_on_cpu(1, lambda: ran.append(0), 1)
+            assert ran == []
+
+            def record(arg: int) -> int:
+                ran.append(arg)
+                return arg
+
+            assert await work_on_cpu(1, record, 7) == 7
+            assert ran == [7]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -338,3 +339,113 @@ class TestKthreadOops:
         assert len(k.oopses) == 1
         assert k.oopses[0].comm == "broken"
         assert logged(k, "] Kernel panic - not syncing: Fatal exception") == 1
+
+
+def exactly(message: str) -> str:
+    """A ``match=`` pattern for exactly *message*."""
+    return "^" + re.escape(message) + "$"
+
+
+async def quick(_data: object) -> int:
+    return 0
+
+
+class TestArguments:
+    """Bad arguments are a TypeError or ValueError with the wording of _check.py, raised before
+    anything changes: no task made, no pid used, no CPU changed."""
+
+    async def test_create_and_run(self) -> None:
+        """kthread_create and kthread_run check `async threadfn(data)` and the name format;
+        a rejected call makes no task (the next one gets the next pid)."""
+
+        def plain(_data: object) -> int:
+            return 0
+
+        async def no_data() -> int:
+            return 0
+
+        async with Kernel(nr_cpus=2, hz=250):
+            first = kthread_create(quick, None, "first")
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "kthread_create() expects a function callable as threadfn(data) for "
+                    "'threadfn', got NoneType"
+                ),
+            ):
+                kthread_create(None, None, "x")  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "kthread_run(): a kthread function may sleep, so it must be `async def` "
+                    "(called as `await threadfn(data)`), but plain is a plain function"
+                ),
+            ):
+                kthread_run(plain, None, "x")  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "kthread_run() expects a function callable as threadfn(data) for "
+                    "'threadfn', but no_data() -> 'int' cannot be called with 1 positional "
+                    "argument"
+                ),
+            ):
+                kthread_run(no_data, None, "x")  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly("kthread_create() expects a str for 'namefmt', got NoneType"),
+            ):
+                kthread_create(quick, None, None)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "kthread_run(): the arguments do not match the name format: not enough "
+                    "arguments for format string 'worker/%d'"
+                ),
+            ):
+                kthread_run(quick, None, "worker/%d")
+            second = kthread_create(quick, None, "second")
+            assert second.pid == first.pid + 1
+            assert await kthread_stop(first) == -EINTR
+            assert await kthread_stop(second) == -EINTR
+
+    async def test_bind(self) -> None:
+        """kthread_bind takes a TaskStruct and one of the kernel's CPUs; a rejected bind leaves
+        the thread where it was."""
+        async with Kernel(nr_cpus=2, hz=250):
+            task = kthread_create(quick, None, "bindme")
+            with pytest.raises(
+                TypeError,
+                match=exactly("kthread_bind() expects a TaskStruct for 'task', got NoneType"),
+            ):
+                kthread_bind(None, None)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError, match=exactly("kthread_bind() expects an int for 'cpu', got NoneType")
+            ):
+                kthread_bind(task, None)  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "kthread_bind() expects a CPU number from 0 to 1 for 'cpu', got 8192"
+                ),
+            ):
+                kthread_bind(task, 8192)
+            assert task.cpu == 0
+            kthread_bind(task, 1)
+            assert task.cpu == 1
+            assert await kthread_stop(task) == -EINTR
+
+    async def test_stop(self) -> None:
+        """kthread_stop takes a kthread, checked at the call (before any coroutine exists)."""
+        async with Kernel(nr_cpus=2, hz=250):
+            with pytest.raises(
+                TypeError, match=exactly("kthread_stop() expects a TaskStruct for 'task', got str")
+            ):
+                kthread_stop("kthread")  # type: ignore[arg-type]
+            init = current()
+            with pytest.raises(
+                ValueError,
+                match=exactly(f"kthread_stop() expects a kthread for 'task', got {init!r}"),
+            ):
+                kthread_stop(init)
+            assert not init.should_stop

@@ -7,6 +7,8 @@ while one runs wait for the next. Callbacks run in RCU_SOFTIRQ on the CPU that q
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from helpers import logged
 
@@ -283,3 +285,105 @@ class TestRcuWork:
                 queue_rcu_work(system_percpu_wq, RcuWork())
             with pytest.raises(TypeError):
                 INIT_RCU_WORK(Work(), lambda w: None)  # type: ignore[arg-type]
+
+
+def exactly(message: str) -> str:
+    """A ``match=`` pattern for exactly *message*."""
+    return "^" + re.escape(message) + "$"
+
+
+def noop(_work: Work) -> None:
+    pass
+
+
+class TestArguments:
+    """Bad arguments are a TypeError or ValueError with the wording of _check.py, raised at the
+    call and before anything is queued."""
+
+    async def test_call_rcu(self) -> None:
+        """call_rcu checks the head and `func(head)` at the call: the kernel would only find a
+        callback that cannot take the head in RCU_SOFTIRQ, with a panic."""
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "call_rcu() expects a function callable as func(head) for 'func', but "
+                    "<lambda>() cannot be called with 1 positional argument"
+                ),
+            ):
+                call_rcu("head", lambda: None)  # type: ignore[arg-type,misc]
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "call_rcu() expects an rcu_head (any object but None) for 'head', got NoneType"
+                ),
+            ):
+                call_rcu(None, noop)
+            await synchronize_rcu()
+            await rcu_barrier()
+            assert k.oopses == []
+        assert logged(k, "Fatal exception in interrupt") == 0
+
+    async def test_rcu_work_initialisers(self) -> None:
+        """RcuWork and INIT_RCU_WORK check the item and `func(work)`; to_rcu_work its Work."""
+        async with Kernel(nr_cpus=1, hz=250):
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "RcuWork() expects a function callable as func(work) for 'func', got int"
+                ),
+            ):
+                RcuWork(1)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError, match=exactly("INIT_RCU_WORK() expects an RcuWork for 'rwork', got Work")
+            ):
+                INIT_RCU_WORK(Work(), noop)  # type: ignore[arg-type]
+            rw = RcuWork(noop)
+            with pytest.raises(TypeError, match=r"^INIT_RCU_WORK\(\) expects a function"):
+                INIT_RCU_WORK(rw, None)  # type: ignore[arg-type]
+            assert rw.work.func is noop
+            with pytest.raises(
+                TypeError,
+                match=exactly(
+                    "to_rcu_work() expects a Work for 'work', got RcuWork (pass its .work)"
+                ),
+            ):
+                to_rcu_work(rw)  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "to_rcu_work() expects the .work of an RcuWork for 'work', got <Work noop>"
+                ),
+            ):
+                to_rcu_work(Work(noop))
+            assert to_rcu_work(rw.work) is rw
+
+    async def test_queue_and_flush_rcu_work(self) -> None:
+        """queue_rcu_work and flush_rcu_work take an initialised RcuWork (and a Workqueue);
+        a rejected call leaves it idle."""
+        async with Kernel(nr_cpus=1, hz=250):
+            rw = RcuWork(noop)
+            with pytest.raises(
+                TypeError,
+                match=exactly("queue_rcu_work() expects a Workqueue for 'wq', got NoneType"),
+            ):
+                queue_rcu_work(None, rw)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=exactly("queue_rcu_work() expects an RcuWork for 'rwork', got Work"),
+            ):
+                queue_rcu_work(system_percpu_wq, rw.work)  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError,
+                match=exactly(
+                    "queue_rcu_work() expects an RcuWork initialised by INIT_RCU_WORK for "
+                    "'rwork', got <RcuWork <Work None>>"
+                ),
+            ):
+                queue_rcu_work(system_percpu_wq, RcuWork())
+            with pytest.raises(
+                TypeError, match=exactly("flush_rcu_work() expects an RcuWork for 'rwork', got str")
+            ):
+                flush_rcu_work("rw")  # type: ignore[arg-type]
+            assert not work_pending(rw.work)
+            assert await flush_rcu_work(rw) is False

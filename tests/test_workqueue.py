@@ -2063,7 +2063,7 @@ class TestArguments:
             with pytest.raises(
                 TypeError, match=exactly("queue_work_on() expects an int for 'cpu', got bool")
             ):
-                queue_work_on(True, system_highpri_wq, w)  # type: ignore[arg-type]
+                queue_work_on(True, system_highpri_wq, w)
             with pytest.raises(
                 ValueError,
                 match=exactly(
