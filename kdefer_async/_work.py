@@ -74,7 +74,7 @@ def _container_hint(got: object) -> str:
         return " (use the *_delayed_work API for a DelayedWork, or pass dwork.work)"
     try:
         inner = object.__getattribute__(got, "work")
-    except AttributeError:
+    except Exception:  # no such attribute (or a property that fails): no hint
         return ""
     return " (pass its .work)" if isinstance(inner, Work) else ""
 
