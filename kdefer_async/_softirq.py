@@ -17,13 +17,14 @@ Kernel invariants modelled (kernel/softirq.c):
 
 from __future__ import annotations
 
-import functools
 import inspect
+import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 
+from ._check import check_callback, check_int, is_async_callable
 from ._consts import (
     HARDIRQ_MASK,
     HI_SOFTIRQ,
@@ -59,22 +60,38 @@ __all__ = [
 ]
 
 
-def check_atomic_callable(fn: object, what: str) -> None:
-    """Reject what cannot run in atomic context: non-callables and ``async def`` functions."""
-    if not callable(fn):
-        raise TypeError(f"{what} must be a callable, not {type(fn).__name__}")
-    target: Any = fn
-    while isinstance(target, functools.partial):
-        target = target.func
-    is_async = inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
-    if not is_async and not inspect.isfunction(target) and not inspect.ismethod(target):
-        is_async = inspect.iscoroutinefunction(getattr(target, "__call__", None))
-    if is_async:
-        raise TypeError(
-            f"{what} runs in atomic context and must be a plain function, "
-            f"but {symbol_name(fn)} is `async def`: in the kernel, what may sleep is `async` here "
-            "and what runs in atomic context is a plain `def` (use a workqueue for work that sleeps)"
-        )
+def check_atomic_callable(
+    fn: object,
+    what: str,
+    func: str | None = None,
+    param: str | None = None,
+    *,
+    shape: str | None = None,
+    nargs: int | None = None,
+) -> None:
+    """
+    Reject what cannot run in atomic context: non-callables and ``async def`` functions.
+
+    The older helper of the handlers' registration functions, worded by
+    :func:`~kdefer_async._check.check_callback`. *func* and *param* name the public function
+    and its parameter in the message; when they are not given they are those of the caller
+    (the function that registers the handler, and its parameter that holds *fn*). With *nargs*
+    the number of arguments the handler will be called with is checked too.
+    """
+    if func is None or param is None:
+        frame = sys._getframe(1)
+        if func is None:
+            func = frame.f_code.co_name
+        if param is None:
+            param = next((k for k, v in frame.f_locals.items() if v is fn), "fn")
+        del frame
+    if nargs is None:
+        if callable(fn) and not is_async_callable(fn):
+            return
+        nargs = 0  # check_callback rejects fn before it looks at the arguments
+    check_callback(
+        fn, func, param, shape=shape or f"{param}(...)", nargs=nargs, kind="atomic", what=what
+    )
 
 
 def run_atomic_result(task: TaskStruct, result: object, fn: object) -> None:
@@ -115,24 +132,38 @@ def open_softirq(nr: int, action: Callable[[], object]) -> None:
     *action* takes no arguments (as since Linux 6.12) and runs in softirq context.
 
     Raises:
+        TypeError: *nr* is not an int; *action* is not callable, is ``async def``, or cannot be
+            called with no arguments.
         ValueError: *nr* is not a softirq vector (0 to ``NR_SOFTIRQS - 1``).
-        TypeError: *action* is not callable, or is ``async def``.
 
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    _check_nr(nr)
-    check_atomic_callable(action, "a softirq action")
+    _check_nr(nr, "open_softirq")
+    check_callback(
+        action,
+        "open_softirq",
+        "action",
+        shape="action()",
+        nargs=0,
+        kind="atomic",
+        what="a softirq action",
+    )
     _cur().kernel.softirq_vec[nr] = action
 
 
-def _check_nr(nr: object) -> None:
-    if type(nr) is not int and not isinstance(nr, int):
-        raise TypeError(f"softirq number must be an int, not {type(nr).__name__}")
-    if not 0 <= nr < NR_SOFTIRQS:
-        raise ValueError(f"unknown softirq number {nr}: vectors are 0..{NR_SOFTIRQS - 1}")
+def _check_nr(nr: object, func: str) -> int:
+    """*nr* if it is a softirq vector number: the ``unsigned int nr`` below ``NR_SOFTIRQS``."""
+    return check_int(
+        nr,
+        func,
+        "nr",
+        lo=0,
+        hi=NR_SOFTIRQS - 1,
+        expected=f"a softirq number from 0 to {NR_SOFTIRQS - 1}",
+    )
 
 
 def wakeup_softirqd(cpu: CPU) -> None:
@@ -149,14 +180,16 @@ def raise_softirq_irqoff(nr: int) -> None:
     Mark softirq *nr* pending on this CPU; wake ksoftirqd unless in interrupt context.
 
     Raises:
-        ValueError: *nr* is not a softirq vector.
+        TypeError: *nr* is not an int.
+        ValueError: *nr* is not a softirq vector (0 to ``NR_SOFTIRQS - 1``).
 
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    _check_nr(nr)
+    if type(nr) is not int or not 0 <= nr < NR_SOFTIRQS:
+        _check_nr(nr, "raise_softirq_irqoff")
     task = _cur()
     cpu = task.kernel.cpus[task.cpu]
     cpu.pending |= 1 << nr
@@ -173,14 +206,21 @@ def raise_softirq(nr: int) -> None:
     matching ``local_bh_enable()``.
 
     Raises:
-        ValueError: *nr* is not a softirq vector.
+        TypeError: *nr* is not an int.
+        ValueError: *nr* is not a softirq vector (0 to ``NR_SOFTIRQS - 1``).
 
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    raise_softirq_irqoff(nr)
+    if type(nr) is not int or not 0 <= nr < NR_SOFTIRQS:
+        _check_nr(nr, "raise_softirq")
+    task = _cur()
+    cpu = task.kernel.cpus[task.cpu]
+    cpu.pending |= 1 << nr
+    if not task.preempt_count & IRQ_MASK:
+        wakeup_softirqd(cpu)
 
 
 def local_softirq_pending() -> int:

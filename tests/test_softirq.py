@@ -649,3 +649,78 @@ class TestBadInput:
         with pytest.raises(RuntimeError, match="no kdefer_async Kernel is running") as info:
             call()
         assert isinstance(info.value, NoKernelError)
+
+
+class TestArguments:
+    async def test_open_softirq_checks_the_action(self) -> None:
+        """open_softirq's action() takes no arguments: a TypeError at registration otherwise."""
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            before = list(k.softirq_vec)
+            with pytest.raises(
+                TypeError,
+                match=r"^open_softirq\(\) expects a function callable as action\(\) for "
+                r"'action', but <lambda>\(h\) cannot be called with no arguments$",
+            ):
+                open_softirq(NET_RX_SOFTIRQ, lambda h: None)  # type: ignore[arg-type,misc]
+            with pytest.raises(
+                TypeError,
+                match=r"^open_softirq\(\) expects a function callable as action\(\) for "
+                r"'action', got NoneType$",
+            ):
+                open_softirq(NET_RX_SOFTIRQ, None)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError, match=r"^open_softirq\(\): a softirq action runs in atomic context"
+            ):
+                open_softirq(NET_RX_SOFTIRQ, sleepy_action)
+            assert k.softirq_vec == before
+
+    @pytest.mark.parametrize(
+        ("nr", "exc", "shown"),
+        [
+            (NR_SOFTIRQS, ValueError, str(NR_SOFTIRQS)),
+            (-1, ValueError, "-1"),
+            (True, TypeError, "bool"),
+            (None, TypeError, "NoneType"),
+        ],
+    )
+    async def test_softirq_number(self, nr: object, exc: type[Exception], shown: str) -> None:
+        """A softirq number is an int from 0 to NR_SOFTIRQS - 1; each API names itself."""
+        expected = (
+            f"a softirq number from 0 to {NR_SOFTIRQS - 1}" if exc is ValueError else "an int"
+        )
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            before = list(k.softirq_vec)
+            calls: list[tuple[str, Callable[[], object]]] = [
+                ("open_softirq", lambda: open_softirq(nr, lambda: None)),  # type: ignore[arg-type]
+                ("raise_softirq", lambda: raise_softirq(nr)),  # type: ignore[arg-type]
+                ("raise_softirq_irqoff", lambda: raise_softirq_irqoff(nr)),  # type: ignore[arg-type]
+            ]
+            for name, call in calls:
+                with pytest.raises(
+                    exc, match=rf"^{name}\(\) expects {expected} for 'nr', got {shown}$"
+                ):
+                    call()
+            assert local_softirq_pending() == 0
+            assert k.softirq_vec == before
+
+    async def test_older_handler_check_uses_the_new_wording(self) -> None:
+        """check_atomic_callable names its caller and the caller's parameter, as check_callback."""
+        from kdefer_async._softirq import check_atomic_callable
+
+        def register_handler(irq: int, handler: object) -> None:
+            check_atomic_callable(handler, "an interrupt handler")
+
+        async with Kernel(nr_cpus=1, hz=250):
+            with pytest.raises(
+                TypeError,
+                match=r"^register_handler\(\) expects a function callable as handler\(\.\.\.\) "
+                r"for 'handler', got int$",
+            ):
+                register_handler(5, 42)
+            with pytest.raises(
+                TypeError,
+                match=r"^register_handler\(\): an interrupt handler runs in atomic context and "
+                r"must be a plain function, but sleepy_action is `async def`",
+            ):
+                register_handler(5, sleepy_action)
+            register_handler(5, lambda irq, dev: None)
