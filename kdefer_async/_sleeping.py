@@ -14,6 +14,7 @@ function (``inspect.iscoroutinefunction`` is true), so the sync/async contract i
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -135,6 +136,20 @@ def sleeping_checked(
     """
 
     def deco(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-        return cast("Callable[P, Coroutine[Any, Any, R]]", _SleepingFunction(fn, check))
+        return cast("Callable[P, Coroutine[Any, Any, R]]", _SleepingFunction(fn, _named(check, fn)))
 
     return deco
+
+
+def _named(check: Callable[..., object], fn: Callable[..., object]) -> Callable[..., object]:
+    """A copy of *check* that carries *fn*'s name, so that a call with missing or unexpected
+    arguments reads as Python words it for *fn* itself: ``msleep() missing 1 required
+    positional argument: 'ms'`` (not ``<lambda>()``)."""
+    if not isinstance(check, types.FunctionType):
+        return check
+    named = types.FunctionType(
+        check.__code__, check.__globals__, fn.__name__, check.__defaults__, check.__closure__
+    )
+    named.__kwdefaults__ = check.__kwdefaults__
+    named.__qualname__ = fn.__qualname__
+    return named
