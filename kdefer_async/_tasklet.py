@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 
+from ._check import bad_value, check_bool, check_callback, check_instance
 from ._consts import (
     HI_SOFTIRQ,
     IRQ_MASK,
@@ -37,8 +38,8 @@ from ._consts import (
 )
 from ._context import TaskStruct, _cur, _current
 from ._printk import log_text, symbol_name, warn_once
-from ._sleeping import _SleepingFunction, sleeping
-from ._softirq import check_atomic_callable, panic_in_interrupt, run_atomic_result, wakeup_softirqd
+from ._sleeping import _named, _SleepingFunction, sleeping_checked
+from ._softirq import panic_in_interrupt, run_atomic_result, wakeup_softirqd
 from ._wait import wait_var_event, wake_up_var
 
 if TYPE_CHECKING:
@@ -95,19 +96,14 @@ class Tasklet:
         *,
         disabled: bool = False,
     ) -> None:
+        if func is not None or data is not _NO_DATA:
+            _check_func(func, "Tasklet", "func", data is _NO_DATA)
+        check_bool(disabled, "Tasklet", "disabled")
         self.state = 0  # A: SCHED and RUN bits
-        self.count = 0  # A: disable depth
-        self.func: Callable[[Any], object] | None = None  # A
-        self.data: Any = None  # A
-        self.use_callback = False  # A
-        if func is not None:
-            if data is _NO_DATA:
-                tasklet_setup(self, func)
-            else:
-                tasklet_init(self, func, data)
-        if disabled:
-            # after the init functions, which (as in the kernel) set the count to 0
-            self.count = 1
+        self.count = 1 if disabled else 0  # A: disable depth
+        self.func: Callable[[Any], object] | None = func  # A
+        self.data: Any = None if data is _NO_DATA else data  # A
+        self.use_callback = data is _NO_DATA and func is not None  # A
 
     @property
     def callback(self) -> Callable[[Any], object] | None:
@@ -122,19 +118,42 @@ class Tasklet:
         )
 
 
+def _tasklet(t: object, func: str) -> Tasklet:
+    """*t* if it is a :class:`Tasklet` (the cheap exact-type test first)."""
+    if type(t) is Tasklet:
+        return t
+    return check_instance(t, Tasklet, func, "t")
+
+
+def _check_func(fn: object, func: str, param: str, modern: bool) -> None:
+    """Check a tasklet function as ``tasklet_setup()`` (``callback(t)``) or ``tasklet_init()``
+    (``func(data)``) declares it: called with one argument, in softirq context."""
+    check_callback(
+        fn,
+        func,
+        param,
+        shape=f"{param}(t)" if modern else f"{param}(data)",
+        nargs=1,
+        kind="atomic",
+        what="a tasklet callback" if modern else "a tasklet function",
+    )
+
+
 def tasklet_setup(t: Tasklet, callback: Callable[[Tasklet], object]) -> None:
     """
     Initialise *t* in the modern form: ``callback(t)`` runs in softirq context. Enabled.
 
     Raises:
-        TypeError: *callback* is not callable or is ``async def``.
+        TypeError: *t* is not a :class:`Tasklet`; *callback* is not callable, is ``async def``,
+            or cannot be called as ``callback(t)``.
 
     Context:
         Any context.
 
     .. versionadded:: 0.1
     """
-    check_atomic_callable(callback, "a tasklet callback")
+    _tasklet(t, "tasklet_setup")
+    _check_func(callback, "tasklet_setup", "callback", True)
     t.state = 0
     t.count = 0
     t.func = callback
@@ -146,17 +165,20 @@ def tasklet_init(t: Tasklet, func: Callable[[Any], object], data: Any) -> None:
     """
     Initialise *t* in the legacy form: ``func(data)`` runs in softirq context.
 
-    The tasklet starts **enabled** (count 0), as in every kernel.
+    The tasklet starts **enabled** (count 0), as in every kernel. *data* is the opaque
+    ``unsigned long`` cookie handed to *func*: any object.
 
     Raises:
-        TypeError: *func* is not callable or is ``async def``.
+        TypeError: *t* is not a :class:`Tasklet`; *func* is not callable, is ``async def``, or
+            cannot be called as ``func(data)``.
 
     Context:
         Any context.
 
     .. versionadded:: 0.1
     """
-    check_atomic_callable(func, "a tasklet function")
+    _tasklet(t, "tasklet_init")
+    _check_func(func, "tasklet_init", "func", False)
     t.state = 0
     t.count = 0
     t.func = func
@@ -164,49 +186,57 @@ def tasklet_init(t: Tasklet, func: Callable[[Any], object], data: Any) -> None:
     t.use_callback = False
 
 
+def _declare(func: Callable[[Any], object], data: Any, name: str, disabled: bool) -> Tasklet:
+    # the macros declare a tasklet to run: without a function it would oops when it runs
+    modern = data is _NO_DATA
+    _check_func(func, name, "func", modern)
+    t = Tasklet()
+    t.func = func
+    t.data = None if modern else data
+    t.use_callback = modern
+    t.count = 1 if disabled else 0
+    return t
+
+
 def DECLARE_TASKLET(func: Callable[[Any], object], data: Any = _NO_DATA) -> Tasklet:
     """
     Return an enabled tasklet: ``func(t)`` (5.9+ form), or ``func(data)`` if *data* is given.
 
+    Raises:
+        TypeError: *func* is not a function callable with one argument in softirq context
+            (``None`` included: the macro makes a tasklet to run, so it needs a function).
+
     .. versionadded:: 0.1
     """
-    return Tasklet(func, data)
+    return _declare(func, data, "DECLARE_TASKLET", False)
 
 
 def DECLARE_TASKLET_DISABLED(func: Callable[[Any], object], data: Any = _NO_DATA) -> Tasklet:
     """
     Return a disabled tasklet (count 1): it runs only after one :func:`tasklet_enable`.
 
+    Raises:
+        TypeError: as :func:`DECLARE_TASKLET`.
+
     .. versionadded:: 0.1
     """
-    return Tasklet(func, data, disabled=True)
+    return _declare(func, data, "DECLARE_TASKLET_DISABLED", True)
 
 
 def DECLARE_TASKLET_OLD(func: Callable[[Any], object]) -> Tasklet:
     """
     Return an enabled legacy tasklet whose function gets ``data = 0`` (the 5.9 ``_OLD`` macro).
 
+    Raises:
+        TypeError: *func* is not a function callable as ``func(data)`` in softirq context.
+
     .. versionadded:: 0.1
     """
-    return Tasklet(func, 0)
+    return _declare(func, 0, "DECLARE_TASKLET_OLD", False)
 
 
-def _schedule(t: Tasklet, hi: bool) -> None:
-    task = _cur()
-    if t.state & _SCHED:
-        return
-    if t.func is None:
-        raise ValueError(f"{t!r} was never initialised (tasklet_setup/tasklet_init)")
-    t.state |= _SCHED
-    cpu = task.kernel.cpus[task.cpu]
-    if hi:
-        cpu.tasklet_hi_vec.append(t)
-        cpu.pending |= 1 << HI_SOFTIRQ
-    else:
-        cpu.tasklet_vec.append(t)
-        cpu.pending |= 1 << TASKLET_SOFTIRQ
-    if not task.preempt_count & IRQ_MASK:
-        wakeup_softirqd(cpu)
+def _uninitialised(t: Tasklet, func: str) -> ValueError:
+    return bad_value(func, "t", "a Tasklet set up by tasklet_setup() or tasklet_init()", t)
 
 
 def tasklet_schedule(t: Tasklet) -> None:
@@ -217,6 +247,7 @@ def tasklet_schedule(t: Tasklet) -> None:
     schedule while it runs (including from its own callback) runs it once more afterwards.
 
     Raises:
+        TypeError: *t* is not a :class:`Tasklet`.
         ValueError: *t* was never initialised.
 
     Context:
@@ -224,11 +255,14 @@ def tasklet_schedule(t: Tasklet) -> None:
 
     .. versionadded:: 0.1
     """
+    if type(t) is not Tasklet:
+        # before anything is read: any object with a ``state`` must not coalesce silently
+        _tasklet(t, "tasklet_schedule")
     task = _cur()
     if t.state & _SCHED:
         return
     if t.func is None:
-        raise ValueError(f"{t!r} was never initialised (tasklet_setup/tasklet_init)")
+        raise _uninitialised(t, "tasklet_schedule")
     t.state |= _SCHED
     cpu = task.kernel.cpus[task.cpu]
     cpu.tasklet_vec.append(t)
@@ -243,12 +277,29 @@ def tasklet_hi_schedule(t: Tasklet) -> None:
     """
     Schedule *t* on this CPU's high-priority list and raise ``HI_SOFTIRQ`` (vector 0).
 
+    Raises:
+        TypeError: *t* is not a :class:`Tasklet`.
+        ValueError: *t* was never initialised.
+
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    _schedule(t, True)
+    if type(t) is not Tasklet:
+        # before anything is read: any object with a ``state`` must not coalesce silently
+        _tasklet(t, "tasklet_hi_schedule")
+    task = _cur()
+    if t.state & _SCHED:
+        return
+    if t.func is None:
+        raise _uninitialised(t, "tasklet_hi_schedule")
+    t.state |= _SCHED
+    cpu = task.kernel.cpus[task.cpu]
+    cpu.tasklet_hi_vec.append(t)
+    cpu.pending |= 1 << HI_SOFTIRQ
+    if not task.preempt_count & IRQ_MASK:
+        wakeup_softirqd(cpu)
 
 
 def _action(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
@@ -312,12 +363,15 @@ def tasklet_disable_nosync(t: Tasklet) -> None:
     """
     Increment *t*'s disable count and return at once (a running callback keeps running).
 
+    Raises:
+        TypeError: *t* is not a :class:`Tasklet`.
+
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    t.count += 1
+    _tasklet(t, "tasklet_disable_nosync").count += 1
 
 
 def tasklet_enable(t: Tasklet) -> None:
@@ -326,12 +380,15 @@ def tasklet_enable(t: Tasklet) -> None:
     runs at the next pass. No underflow check, as in the kernel: an unmatched enable makes the
     count negative and the tasklet never runs again.
 
+    Raises:
+        TypeError: *t* is not a :class:`Tasklet`.
+
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    t.count -= 1
+    _tasklet(t, "tasklet_enable").count -= 1
 
 
 def _self_deadlock_check(t: Tasklet, what: str) -> None:
@@ -341,10 +398,13 @@ def _self_deadlock_check(t: Tasklet, what: str) -> None:
         report_recursive_locking(f"tasklet {symbol_name(t.func)}", what)
 
 
-@sleeping
+@sleeping_checked(lambda t: _tasklet(t, "tasklet_unlock_wait"))
 async def tasklet_unlock_wait(t: Tasklet) -> None:
     """
     Wait (sleeping) until *t*'s callback is not running.
+
+    Raises:
+        TypeError: *t* is not a :class:`Tasklet` (at the call, before any coroutine exists).
 
     Context:
         Process context; may sleep. Always a checkpoint.
@@ -361,15 +421,21 @@ def tasklet_unlock_spin_wait(t: Tasklet) -> None:
     A call from *t*'s own callback would spin forever in the kernel: here it reports
     ``possible recursive locking detected`` and raises :class:`KernelBug`.
 
+    Raises:
+        TypeError: *t* is not a :class:`Tasklet`.
+
     .. versionadded:: 0.1
     """
-    _self_deadlock_check(t, "tasklet_unlock_spin_wait")
+    _self_deadlock_check(_tasklet(t, "tasklet_unlock_spin_wait"), "tasklet_unlock_spin_wait")
 
 
-@sleeping
+@sleeping_checked(lambda t: _tasklet(t, "tasklet_disable"))
 async def tasklet_disable(t: Tasklet) -> None:
     """
     Disable *t* and wait until its callback is not running.
+
+    Raises:
+        TypeError: *t* is not a :class:`Tasklet` (at the call, before the count changes).
 
     Context:
         Process context; may sleep (since the RT rework). Always a checkpoint.
@@ -387,11 +453,15 @@ def tasklet_disable_in_atomic(t: Tasklet) -> None:
     From *t*'s own callback this would spin forever: it reports ``possible recursive locking
     detected`` and raises :class:`KernelBug` instead.
 
+    Raises:
+        TypeError: *t* is not a :class:`Tasklet`.
+
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
+    _tasklet(t, "tasklet_disable_in_atomic")
     t.count += 1
     try:
         _self_deadlock_check(t, "tasklet_disable_in_atomic")
@@ -402,13 +472,23 @@ def tasklet_disable_in_atomic(t: Tasklet) -> None:
 
 class _KillFunction(_SleepingFunction):
     # tasklet_kill() prints its notice before it can sleep, so it comes at call time, before
-    # the might_sleep() report: from a handler, the coroutine is never awaited.
+    # the might_sleep() report: from a handler, the coroutine is never awaited. The argument
+    # check comes first of all: a rejected call prints nothing.
+
+    def __init__(self, fn: Callable[..., Coroutine[Any, Any, Any]]) -> None:
+        super().__init__(fn)
+        self._check_args = _named(_check_kill, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        self._check_args(*args, **kwargs)
         task = _current.get()
         if task is not None and task.preempt_count & IRQ_MASK:
             log_text(task.kernel, 5, "Attempt to kill tasklet from interrupt")
         return super().__call__(*args, **kwargs)
+
+
+def _check_kill(t: object) -> None:
+    _tasklet(t, "tasklet_kill")
 
 
 def _kill_notice(
@@ -425,6 +505,9 @@ async def tasklet_kill(t: Tasklet) -> None:
     If *t* is scheduled it is run once first. Killing a tasklet that is scheduled *and disabled*
     never returns (it can never run), as in the kernel. The tasklet is not dead afterwards: a
     later :func:`tasklet_schedule` works normally.
+
+    Raises:
+        TypeError: *t* is not a :class:`Tasklet` (at the call, before the notice below).
 
     Context:
         Process context; may sleep. From interrupt context (including a BH-disabled section)

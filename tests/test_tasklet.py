@@ -946,7 +946,11 @@ class TestBadInput:
         """Scheduling a Tasklet() never set up is a ValueError; nothing is queued."""
         async with Kernel(nr_cpus=2, hz=250):
             t = Tasklet()
-            with pytest.raises(ValueError, match="never initialised"):
+            with pytest.raises(
+                ValueError,
+                match=rf"^{schedule.__name__}\(\) expects a Tasklet set up by tasklet_setup\(\) "
+                r"or tasklet_init\(\) for 't', got <Tasklet None state=0 count=0>$",
+            ):
                 schedule(t)
             assert t.state == 0
             assert not local_softirq_pending()
@@ -962,6 +966,159 @@ class TestBadInput:
         with pytest.raises(RuntimeError, match="Kernel"):
             call(t)
         assert t.state == 0
+
+
+# --- argument checks ---------------------------------------------------------------------------
+
+
+class _Device:
+    """A driver structure with a ``state`` of its own: not a tasklet."""
+
+    def __init__(self) -> None:
+        self.state = 1
+        self.func = print
+
+
+def _callback(t: Tasklet) -> None:
+    """A well-formed tasklet callback."""
+
+
+class TestArguments:
+    @pytest.mark.parametrize(
+        "schedule", [tasklet_schedule, tasklet_hi_schedule], ids=["normal", "hi"]
+    )
+    @pytest.mark.parametrize(
+        ("bad", "shown"), [(None, "NoneType"), (42, "int"), (_Device(), "_Device")]
+    )
+    async def test_schedule_rejects_what_is_not_a_tasklet(
+        self, schedule: Callable[[Tasklet], None], bad: object, shown: str
+    ) -> None:
+        """tasklet_schedule(None) and friends are a TypeError; nothing is raised or changed."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            before = [getattr(bad, "state", None), getattr(bad, "func", None)]
+            with pytest.raises(
+                TypeError,
+                match=rf"^{schedule.__name__}\(\) expects a Tasklet for 't', got {shown}$",
+            ):
+                schedule(bad)  # type: ignore[arg-type]
+            assert local_softirq_pending() == 0
+            assert [getattr(bad, "state", None), getattr(bad, "func", None)] == before
+            assert not k.cpus[0].tasklet_vec
+            assert not k.cpus[0].tasklet_hi_vec
+
+    @pytest.mark.parametrize(
+        ("make", "message"),
+        [
+            (
+                lambda: DECLARE_TASKLET(None),  # type: ignore[arg-type]
+                r"DECLARE_TASKLET\(\) expects a function callable as func\(t\) for 'func'",
+            ),
+            (
+                lambda: DECLARE_TASKLET_DISABLED(None),  # type: ignore[arg-type]
+                r"DECLARE_TASKLET_DISABLED\(\) expects a function callable as func\(t\) "
+                r"for 'func'",
+            ),
+            (
+                lambda: DECLARE_TASKLET_OLD(None),  # type: ignore[arg-type]
+                r"DECLARE_TASKLET_OLD\(\) expects a function callable as func\(data\) "
+                r"for 'func'",
+            ),
+            (
+                lambda: Tasklet(None, 7),
+                r"Tasklet\(\) expects a function callable as func\(data\) for 'func'",
+            ),
+        ],
+        ids=["DECLARE_TASKLET", "DECLARE_TASKLET_DISABLED", "DECLARE_TASKLET_OLD", "Tasklet"],
+    )
+    def test_declare_needs_a_function(self, make: Callable[[], object], message: str) -> None:
+        """DECLARE_TASKLET*(None) and Tasklet(None, data) are a TypeError, not a dead tasklet."""
+        with pytest.raises(TypeError, match=rf"^{message}, got NoneType$"):
+            make()
+
+    def test_constructor_checks_the_callback_arity(self) -> None:
+        """Tasklet(lambda: 0) is a TypeError at construction showing the call it will get."""
+        with pytest.raises(
+            TypeError,
+            match=r"^Tasklet\(\) expects a function callable as func\(t\) for 'func', but "
+            r"<lambda>\(\) cannot be called with 1 positional argument$",
+        ):
+            Tasklet(lambda: 0)  # type: ignore[arg-type,misc]
+        with pytest.raises(
+            TypeError,
+            match=r"^Tasklet\(\) expects a function callable as func\(data\) for 'func', but "
+            r"<lambda>\(a, b\) cannot be called with 1 positional argument$",
+        ):
+            Tasklet(lambda a, b: 0, 5)  # type: ignore[arg-type,misc]
+
+    def test_constructor_disabled_must_be_a_bool(self) -> None:
+        """Tasklet(fn, disabled=1) is a TypeError: the flag is a bool."""
+        with pytest.raises(
+            TypeError, match=r"^Tasklet\(\) expects a bool for 'disabled', got int$"
+        ):
+            Tasklet(_callback, disabled=1)  # type: ignore[arg-type]
+
+    def test_setup_and_init_check_before_changing_the_tasklet(self) -> None:
+        """A rejected tasklet_setup/tasklet_init leaves the tasklet as it was."""
+        t = Tasklet(_callback)
+        t.count = 2
+        with pytest.raises(
+            TypeError,
+            match=r"^tasklet_setup\(\) expects a function callable as callback\(t\) for "
+            r"'callback', but <lambda>\(\) cannot be called with 1 positional argument$",
+        ):
+            tasklet_setup(t, lambda: 0)  # type: ignore[arg-type,misc]
+        with pytest.raises(
+            TypeError,
+            match=r"^tasklet_init\(\) expects a function callable as func\(data\) for 'func', "
+            r"got str$",
+        ):
+            tasklet_init(t, "handler", 1)  # type: ignore[arg-type]
+        with pytest.raises(
+            TypeError, match=r"^tasklet_setup\(\) expects a Tasklet for 't', got NoneType$"
+        ):
+            tasklet_setup(None, _callback)  # type: ignore[arg-type]
+        with pytest.raises(
+            TypeError, match=r"^tasklet_init\(\) expects a Tasklet for 't', got TimerList$"
+        ):
+            tasklet_init(TimerList(), _callback, 1)  # type: ignore[arg-type]
+        assert (t.func, t.use_callback, t.count, t.data) == (_callback, True, 2, None)
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            tasklet_enable,
+            tasklet_disable_nosync,
+            tasklet_disable_in_atomic,
+            tasklet_unlock_spin_wait,
+        ],
+    )
+    async def test_atomic_apis_need_a_tasklet(self, call: Callable[[Tasklet], None]) -> None:
+        """tasklet_enable(None) and the other atomic APIs are a TypeError naming themselves."""
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            with pytest.raises(
+                TypeError,
+                match=rf"^{call.__name__}\(\) expects a Tasklet for 't', got NoneType$",
+            ):
+                call(None)  # type: ignore[arg-type]
+            assert k.oopses == []
+
+    @pytest.mark.parametrize("call", [tasklet_kill, tasklet_disable, tasklet_unlock_wait])
+    async def test_sleeping_apis_check_at_call_time(
+        self, call: Callable[[Tasklet], object]
+    ) -> None:
+        """tasklet_kill(None) is a TypeError at the call: no coroutine, no report, no notice."""
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            before = k.dmesg()
+            local_bh_disable()  # interrupt context: a real call would log and report here
+            try:
+                with pytest.raises(
+                    TypeError,
+                    match=rf"^{call.__name__}\(\) expects a Tasklet for 't', got str$",
+                ):
+                    call("t")  # type: ignore[arg-type]
+            finally:
+                local_bh_enable()
+            assert k.dmesg() == before
 
 
 # --- property test against a reference model --------------------------------------------------
