@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import apiargs
 import pytest
 
 import kdefer_async
@@ -305,16 +306,19 @@ class TestSleepingApis:
             assert list(inspect.signature(getattr(kdefer_async, name)).parameters) == params, name
 
     def test_every_sleeping_api_checks_context_at_call_time(self) -> None:
-        """Calling any coroutine-function API under a spinlock raises KernelBug before it is awaited."""
+        """Calling any coroutine-function API with valid arguments under a spinlock raises
+        KernelBug before it is awaited (arguments are checked first, so they must be valid)."""
         names = _async_names()
 
         async def main() -> list[str]:
             lock = DEFINE_SPINLOCK()
             unchecked = []
             for name in names:
+                fn = getattr(kdefer_async, name)
+                args, kwargs = apiargs.valid_args(fn)
                 spin_lock(lock)
                 try:
-                    coro = getattr(kdefer_async, name)()
+                    coro = fn(*args, **kwargs)
                 except KernelBug:
                     continue
                 except TypeError:
