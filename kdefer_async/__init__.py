@@ -207,6 +207,7 @@ from ._sched import (
     usleep_range as usleep_range,
     wake_up_process as wake_up_process,
 )
+from ._shutdown import ShutdownReport as ShutdownReport, UnfinishedItem as UnfinishedItem
 from ._sleeping import might_sleep as might_sleep
 from ._softirq import (
     local_bh_disable as local_bh_disable,

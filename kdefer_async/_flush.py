@@ -695,24 +695,18 @@ def format_wq_stats(kernel: Kernel) -> str:
 
 
 async def workqueue_shutdown(kernel: Kernel) -> None:
-    """Leaving the kernel: cancel armed delayed work (naming it), then run every queued item."""
+    """Leaving the kernel: cancel armed delayed work (naming it), then run every queued item.
+
+    Items still running after ``shutdown_timeout`` make it an abort (see _shutdown.py): what
+    still waits is named as dropped, and the running items are cancelled and named by their
+    kworkers.
+    """
+    from ._shutdown import begin_abort, sweep_delayed_work
+
     st: Any = getattr(kernel, "_wq_state", None)
     if st is None:
         return
-    for cpu in kernel.cpus:
-        for base in (cpu.std_base, cpu.def_base):
-            for bucket in list(base.buckets.values()):
-                for timer in list(bucket):
-                    dwork = getattr(timer, "dwork", None)
-                    if dwork is not None:
-                        grab_pending(dwork.work)
-                        log_text(
-                            kernel,
-                            4,
-                            f"kdefer: shutdown: delayed work "
-                            f"{symbol_name(dwork.work.func)} on CPU {cpu.nr} still armed; "
-                            "cancelled",
-                        )
+    sweep_delayed_work(kernel)
     timeout = kernel.shutdown_timeout
     with anyio.move_on_after(math.inf if timeout is None else timeout) as scope:
         for _ in range(100):
@@ -722,28 +716,7 @@ async def workqueue_shutdown(kernel: Kernel) -> None:
             for wq in busy:
                 await _drain(wq)
     if scope.cancelled_caught:
-        # items that would not finish: name each one; leaving the kernel cancels them
-        for wq in st.workqueues:
-            for pwq in wq._pwqs:
-                if pwq is None:
-                    continue
-                for worker in list(pwq.pool.workers):
-                    if worker.current_pwq is pwq and worker.current_work is not None:
-                        log_text(
-                            kernel,
-                            4,
-                            f"kdefer: shutdown: work "
-                            f"{symbol_name(worker.current_func)} on {wq._name} still "
-                            f"running in {worker.task.comm} after {timeout} s; cancelled",
-                        )
-                for work in [*pwq.pool.worklist, *pwq.inactive]:
-                    if work._pwq is pwq:
-                        log_text(
-                            kernel,
-                            4,
-                            f"kdefer: shutdown: work {symbol_name(work.func)} "
-                            f"on {wq._name} never ran; dropped",
-                        )
+        begin_abort(kernel, "timeout", f"work still running after {timeout} s")
     for wq in st.workqueues:
         if wq._rescuer is not None and not wq._rescuer._exited:
             wq._rescuer.should_stop = True

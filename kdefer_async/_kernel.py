@@ -26,6 +26,15 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from ._check import (
+    bad_type,
+    bad_value,
+    check_bool,
+    check_callback,
+    check_int,
+    check_number,
+    check_str,
+)
 from ._consts import (
     EEXIST,
     EFAULT,
@@ -41,10 +50,23 @@ from ._consts import (
     TASKLET_SOFTIRQ,
     TIMER_SOFTIRQ,
 )
-from ._context import TaskStruct, _current
+from ._context import TaskStruct, _current, check_loop_thread
 from ._cpu import CPU
 from ._exceptions import KernelPanic, ModuleLoadError, NoKernelError
-from ._hardirq import IrqAction, do_irq, irq_entry, proc_interrupts
+from ._hardirq import (
+    IrqAction,
+    ThreadsafeIrqs,
+    check_cpu_arg,
+    check_irq,
+    deliver_threadsafe_irqs,
+    do_irq,
+    drop_threadsafe_irqs,
+    effective_cpu,
+    irq_entry,
+    proc_interrupts,
+    raise_irq_threadsafe,
+    threadsafe_boot,
+)
 from ._lighttask import LightTasks, light_tasks
 from ._module import ModuleDef, load_definition
 from ._park import Parker, make_parker
@@ -59,6 +81,7 @@ from ._printk import (
     taint_string,
 )
 from ._rcu import rcu_core, rcu_expedite
+from ._shutdown import ShutdownReport, begin_abort, exit_reason, finish, sweep
 from ._softirq import handle_softirqs, ksoftirqd, proc_softirqs
 from ._tasklet import tasklet_action, tasklet_hi_action
 from ._time import hz_msecs_to_jiffies, initial_jiffies
@@ -68,6 +91,9 @@ __all__ = ["Kernel", "run"]
 
 T = TypeVar("T")
 _VALID_POLICIES = ("raise", "report")
+#: The most CPUs a Kernel has (``NR_CPUS`` of this model), and the highest HZ it takes.
+_MAX_CPUS = 1024
+_MAX_HZ = 10_000
 ENOEXEC = 8
 #: license_is_gpl_compatible() in include/linux/license.h
 _GPL_COMPATIBLE = frozenset(
@@ -121,6 +147,15 @@ class Kernel:
         nr_cpus: The number of CPUs.
         hz: Jiffies per second.
         oopses: Every oops so far (:class:`~kdefer_async.Oops`).
+        shutdown_report: Once the kernel has begun to shut down, a
+            :class:`~kdefer_async.ShutdownReport`: every deferred item that did not run to
+            completion (each also named in dmesg), and how the kernel was left.
+
+    Leaving the block normally runs what is queued (see :attr:`shutdown_timeout`). Leaving it
+    by an exception or a cancellation (a timeout, Ctrl+C, a failing sibling task), or by a
+    panic, aborts at once: nothing queued starts any more, running work functions are cancelled
+    at their next ``await``, and every item that does not run is named in dmesg and counted in
+    :attr:`shutdown_report`; the exception that ended the block propagates unchanged.
 
     .. versionadded:: 0.1
     """
@@ -140,43 +175,30 @@ class Kernel:
         wq_watchdog_thresh: float = 30,
         wq_cpu_intensive_thresh_us: int = 10_000,
     ) -> None:
-        if isinstance(nr_cpus, bool) or not isinstance(nr_cpus, int):
-            raise TypeError(f"nr_cpus must be an int, not {type(nr_cpus).__name__}")
-        if not 1 <= nr_cpus <= 1024:
-            raise ValueError(f"nr_cpus must be between 1 and 1024, not {nr_cpus}")
-        if isinstance(hz, bool) or not isinstance(hz, int):
-            raise TypeError(f"hz must be an int, not {type(hz).__name__}")
-        if not 1 <= hz <= 10000:
-            raise ValueError(f"hz must be between 1 and 10000, not {hz}")
-        if sleep_in_atomic not in _VALID_POLICIES:
-            raise ValueError(f"sleep_in_atomic must be one of {_VALID_POLICIES}")
-        if isinstance(hung_task_timeout_secs, bool) or not isinstance(hung_task_timeout_secs, int):
-            raise TypeError("hung_task_timeout_secs must be an int")
-        if console is not None and not callable(console):
-            raise TypeError("console must be a callable")
+        _check_options(
+            nr_cpus,
+            hz,
+            panic_on_oops,
+            threadirqs,
+            sleep_in_atomic,
+            hung_task_timeout_secs,
+            dyndbg,
+            console,
+            shutdown_timeout,
+            wq_watchdog_thresh,
+            wq_cpu_intensive_thresh_us,
+        )
         self.nr_cpus = nr_cpus  # I
         self.hz = hz  # I
-        self.panic_on_oops = bool(panic_on_oops)  # I
-        self.threadirqs = bool(threadirqs)  # I
+        self.panic_on_oops = panic_on_oops  # I
+        self.threadirqs = threadirqs  # I
         self.sleep_in_atomic = sleep_in_atomic  # I
         self.hung_task_timeout_secs = hung_task_timeout_secs  # I
-        self.dyndbg = bool(dyndbg)  # I
-        if shutdown_timeout is not None and not shutdown_timeout >= 0:
-            raise ValueError("shutdown_timeout must be >= 0 seconds, or None to wait forever")
+        self.dyndbg = dyndbg  # I
         #: I: how long leaving the kernel waits for queued work before cancelling it
         self.shutdown_timeout = shutdown_timeout
-        if isinstance(wq_watchdog_thresh, bool) or not isinstance(wq_watchdog_thresh, (int, float)):
-            raise TypeError("wq_watchdog_thresh must be a number of seconds")
-        if wq_watchdog_thresh < 0:
-            raise ValueError("wq_watchdog_thresh must be >= 0 (0 disables the watchdog)")
         #: I: ``workqueue.watchdog_thresh``: seconds without progress that make a lockup
         self.wq_watchdog_thresh = wq_watchdog_thresh
-        if isinstance(wq_cpu_intensive_thresh_us, bool) or not isinstance(
-            wq_cpu_intensive_thresh_us, int
-        ):
-            raise TypeError("wq_cpu_intensive_thresh_us must be an int")
-        if wq_cpu_intensive_thresh_us <= 0:
-            raise ValueError("wq_cpu_intensive_thresh_us must be > 0")
         #: I: ``workqueue.cpu_intensive_thresh_us``: running this long without sleeping marks
         #: a work item CPU-intensive
         self.wq_cpu_intensive_thresh_us = wq_cpu_intensive_thresh_us
@@ -204,8 +226,18 @@ class Kernel:
         self._epoch = 0.0  # I after boot
         self._booted = False  # A
         self._halted = False  # A
+        #: A: leaving abnormally (exception, cancellation, panic, shutdown timeout): nothing
+        #: queued starts any more (see _shutdown.py)
+        self._aborting = False
+        #: A: what did not run to completion, once shutdown has begun
+        self.shutdown_report: ShutdownReport | None = None
         self._panic: KernelPanic | None = None  # A
-        self._root: anyio.abc.TaskGroup | None = None  # I after boot
+        #: I after boot: the task group holding every kernel task (CPUs, kworkers, kthreads),
+        #: inside a shielded scope: a cancellation around ``async with`` reaches the body, not
+        #: the kernel's tasks, which the kernel then cancels itself, in order (_shutdown.py)
+        self._root: anyio.abc.TaskGroup | None = None
+        #: I after boot: the host's task group around the body, holding the kernel's main task
+        self._outer: anyio.abc.TaskGroup | None = None
         self._light: LightTasks | None = None  # I after boot: on asyncio only
         self._worker_creation_blocked = False  # A: see block_worker_creation()
         self._token: Any = None  # I after boot
@@ -221,6 +253,12 @@ class Kernel:
         self.irqs_last_unhandled: dict[int, int] = {}  # A: jiffies of the last unhandled one
         self.irq_count: dict[int, int] = {}  # A: desc->irq_count (wraps at 100,000)
         self.irqs_disabled_lines: set[int] = set()  # A: lines disabled by "nobody cared"
+        #: A: each line's effective affinity: the CPU its device interrupts go to
+        self.irq_affinity: dict[int, int] = {}
+        #: I after boot: the OS thread of the event loop this kernel runs on
+        self._loop_thread: int | None = None
+        #: interrupts raised from other OS threads, not delivered yet (see _hardirq.py)
+        self._ts_irqs = ThreadsafeIrqs()
         self.loc_interrupts = [0] * nr_cpus  # A
         #: Hook for BH workqueues: ``bh_pools(cpu, highpri)`` runs before the tasklets.
         self.bh_pools: Callable[[CPU, bool], None] | None = None  # I
@@ -277,23 +315,52 @@ class Kernel:
             cpu.std_base.clk = cpu.def_base.clk = self.initial_jiffies
         log_text(self, 5, f"Linux version {UTS_RELEASE} (kdefer_async) #1 SMP PREEMPT_DYNAMIC")
         log_text(self, 6, f"smp: Bringing up secondary CPUs ... HZ={self.hz}")
-        root = anyio.create_task_group()
-        await root.__aenter__()
-        self._root = root
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._outer = group
         try:
+            ready = anyio.Event()
+            group.start_soon(self._kernel_main, ready, name="kernel")
+            await ready.wait()
+            assert self._root is not None
             self._light = light_tasks(self)
             if self._light is not None:
-                root.start_soon(self._light.reap, name="kworker reaper")
+                self._root.start_soon(self._light.reap, name="kworker reaper")
             for cpu in self.cpus:
-                await root.start(self._cpu_main, cpu, name=f"cpu{cpu.nr}")
-        except BaseException:
-            root.cancel_scope.cancel()
-            await root.__aexit__(None, None, None)
-            _current.reset(self._token)
+                await self._root.start(self._cpu_main, cpu, name=f"cpu{cpu.nr}")
+        except BaseException as exc:
+            # boot itself was cancelled (or failed): nothing was handed to the kernel yet
+            self.shutdown_report = ShutdownReport(exit_reason(exc, self)[0])
+            self._halted = True
+            if self._root is not None:
+                self._root.cancel_scope.cancel()
+            group.cancel_scope.cancel()
+            try:
+                await group.__aexit__(None, None, None)
+            finally:
+                finish(self)
+                log_text(self, 5, "reboot: System halted")
+                _current.reset(self._token)
             raise
+        threadsafe_boot(self)  # from here on other threads may raise interrupts
         n = self.nr_cpus
         log_text(self, 6, f"smp: Brought up 1 node, {n} CPU{'s' if n != 1 else ''}")
         return self
+
+    async def _kernel_main(self, ready: anyio.Event) -> None:
+        """The kernel's own task: holds the group of every kernel task, shielded from
+        cancellations around the kernel (the kernel cancels that group itself).
+
+        Started with ``start_soon``, not ``start``: a boot cancelled while waiting in
+        ``start`` would wait for this shielded task forever.
+        """
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                self._root = tg
+                if self._halted:
+                    tg.cancel_scope.cancel()  # the boot was cancelled before this task ran
+                ready.set()
+                await anyio.sleep_forever()
 
     async def _cpu_main(self, cpu: CPU, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         try:
@@ -335,22 +402,37 @@ class Kernel:
     ) -> None:
         root = self._root
         assert root is not None
+        reason, detail = exit_reason(exc, self)
+        if self.shutdown_report is None:
+            self.shutdown_report = ShutdownReport(reason)
         try:
-            if exc is None and self._panic is None:
-                await self._shutdown()
+            if self._panic is not None:
+                begin_abort(self, "panic", detail)
+            elif exc is None:
+                try:
+                    await self._shutdown()
+                except BaseException as err:
+                    # cancelled (or failed) while shutting down: leave at once, nothing lost
+                    begin_abort(self, *exit_reason(err, self))
+                    raise
+            else:
+                begin_abort(self, reason, detail)
         except KernelPanic:
-            pass
+            begin_abort(self, "panic", "the kernel panicked")
         finally:
-            log_text(self, 5, "reboot: System halted")
             self._halted = True
-            root.cancel_scope.cancel()
+            root.cancel_scope.cancel()  # every kernel task: running work sees a cancellation
+            outer = self._outer
+            assert outer is not None
             try:
                 if isinstance(exc, anyio.get_cancelled_exc_class()):
                     # our own cancellation (a panic) must be absorbed by the scope that made it
-                    await root.__aexit__(exc_type, exc, tb)
+                    await outer.__aexit__(exc_type, exc, tb)
                 else:
-                    await root.__aexit__(None, None, None)
+                    await outer.__aexit__(None, None, None)
             finally:
+                finish(self)
+                log_text(self, 5, "reboot: System halted")
                 _current.reset(self._token)
         if self._panic is not None:
             raise self._panic
@@ -376,35 +458,7 @@ class Kernel:
             await anyio.lowlevel.checkpoint()
         for _ in range(3):
             await anyio.lowlevel.checkpoint()  # let stopped kthreads (rescuers) exit
-        for cpu in self.cpus:
-            for lst in (cpu.tasklet_hi_vec, cpu.tasklet_vec):
-                for t in lst:
-                    log_text(
-                        self,
-                        4,
-                        f"kdefer: shutdown: {t!r} still scheduled on CPU {cpu.nr} "
-                        "(disabled?); dropped",
-                    )
-            for base in (cpu.std_base, cpu.def_base):
-                for bucket in base.buckets.values():
-                    for timer in bucket:
-                        if getattr(timer, "_kdefer_internal", False):
-                            continue
-                        if type(timer).__name__ == "_SleepTimer":
-                            continue
-                        log_text(
-                            self,
-                            4,
-                            f"kdefer: shutdown: timer {timer!r} on CPU {cpu.nr} "
-                            "still armed; cancelled",
-                        )
-        for task in list(self._tasks.values()):
-            if not task._exited:
-                log_text(
-                    self,
-                    4,
-                    f"kdefer: shutdown: kthread {task.comm}/{task.pid} still running; stopped",
-                )
+        sweep(self)  # what is left: disabled tasklets, armed timers, running kthreads...
 
     def _run_pending_softirqs(self) -> bool:
         busy = False
@@ -424,7 +478,22 @@ class Kernel:
     # -- panic and oops -----------------------------------------------------------------------
 
     def panic(self, message: str, cause: BaseException | None = None) -> None:
-        """``panic()``: log it, stop every CPU, raise :class:`KernelPanic` here and at exit."""
+        """
+        ``panic()``: log it, stop every CPU, raise :class:`KernelPanic` here and at exit.
+
+        A second panic raises the first one again: the machine stopped at the first.
+
+        Raises:
+            KernelPanic: always.
+            TypeError: *message* is not a str; *cause* is not an exception or ``None``.
+            RuntimeError: called from a thread other than the kernel's event loop's.
+
+        .. versionadded:: 0.1
+        """
+        check_str(message, "Kernel.panic", "message")
+        if cause is not None and not isinstance(cause, BaseException):
+            raise bad_type("Kernel.panic", "cause", "an exception or None", cause)
+        check_loop_thread(self, "Kernel.panic")
         if self._panic is None:
             log_text(self, 0, f"Kernel panic - not syncing: {message}")
             log_text(self, 0, f"---[ end Kernel panic - not syncing: {message} ]---")
@@ -433,6 +502,8 @@ class Kernel:
             self._panic = p
             if self._root is not None:
                 self._root.cancel_scope.cancel()
+            if self._outer is not None:
+                self._outer.cancel_scope.cancel()  # the body too: `async with` raises the panic
         raise self._panic
 
     def _after_oops(self, exc: BaseException) -> None:
@@ -459,16 +530,23 @@ class Kernel:
 
     def raise_irq(self, irq: int, cpu: int | None = None) -> None:
         """
-        Simulate device interrupt *irq* on CPU *cpu* (default: the current CPU).
+        Simulate device interrupt *irq* on CPU *cpu* (default: the CPU the caller runs on; with
+        no kernel task in the caller's context, the line's effective affinity, see
+        :meth:`irq_effective_cpu`).
 
         The handlers run in hardirq context, then pending softirqs run on irq exit (within the
         ``MAX_SOFTIRQ_RESTART``/``MAX_SOFTIRQ_TIME`` budget, the rest going to ksoftirqd), all
-        before this returns. From another OS thread, call it through
-        ``anyio.from_thread.run_sync``.
+        before this returns. It runs on the event loop's thread only: from another OS thread
+        (a device thread, a C callback) use :meth:`raise_irq_threadsafe`.
 
         Raises:
-            ValueError: *irq* or *cpu* out of range.
-            KernelPanic: a handler raised (a fatal exception in interrupt).
+            TypeError: *irq* or *cpu* is not an int.
+            ValueError: *irq* is not a line number (0 to ``NR_IRQS - 1``); *cpu* is not one
+                of this kernel's CPUs.
+            NoKernelError: the kernel is not running (not booted yet, or halted).
+            KernelPanic: a handler raised (a fatal exception in interrupt), or the kernel has
+                panicked.
+            RuntimeError: called from a thread other than the kernel's event loop's.
 
         Context:
             Any context; never sleeps.
@@ -477,6 +555,90 @@ class Kernel:
         """
         do_irq(self, irq, cpu)
 
+    def raise_irq_threadsafe(self, irq: int, cpu: int | None = None) -> None:
+        """
+        Raise device interrupt *irq* from any OS thread: a socket reader, a serial or GPIO
+        poller, a callback from C.
+
+        It never blocks and never runs a handler itself, even on the loop's thread: the
+        interrupt is queued and the event loop is woken (once for every batch that arrives
+        while it is busy). On the loop's thread each interrupt is then delivered exactly once,
+        in the order this thread raised it, as :meth:`raise_irq` delivers it: the handlers in
+        hardirq context on CPU *cpu*, interrupting what that CPU runs (its idle task,
+        ``swapper/N``), then pending softirqs on irq exit.
+
+        By default (*cpu* ``None``) the interrupt goes where the kernel sends a device
+        interrupt with the default affinity: to the line's effective affinity, one CPU chosen
+        when its first handler was requested (the CPU with the fewest lines, as the x86 vector
+        allocator spreads them; see :meth:`irq_effective_cpu`). Every interrupt of a line then
+        lands on one CPU, in order. A line without a handler goes to CPU 0.
+
+        Arguments are checked in the calling thread, before anything is queued.
+
+        Raises:
+            TypeError: *irq* or *cpu* is not an int.
+            ValueError: *irq* is not a line number (0 to ``NR_IRQS - 1``); *cpu* is not one
+                of this kernel's CPUs.
+            NoKernelError: the kernel does not take interrupts: it has not booted, has
+                halted (or is shutting down), or has panicked. Nothing was queued.
+
+        Context:
+            Any thread, any context; never blocks, never sleeps.
+
+        .. versionadded:: 0.1
+        """
+        raise_irq_threadsafe(self, irq, cpu)
+
+    def irq_effective_cpu(self, irq: int) -> int:
+        """
+        The CPU device interrupts on line *irq* go to (``/proc/irq/<irq>/effective_affinity``).
+
+        A line is bound when its first handler is requested, to the CPU with the fewest lines
+        bound (the lowest-numbered on a tie), and keeps that CPU until its last handler is
+        freed; a line without a handler answers CPU 0.
+
+        Raises:
+            TypeError: *irq* is not an int.
+            ValueError: *irq* is not a line number (0 to ``NR_IRQS - 1``).
+
+        .. versionadded:: 0.1
+        """
+        check_irq(irq, "Kernel.irq_effective_cpu")
+        return effective_cpu(self, irq)
+
+    def _deliver_threadsafe_irqs(self) -> int:
+        """
+        Deliver now every interrupt :meth:`raise_irq_threadsafe` has queued, in the order
+        raised, and return how many were delivered (0 if none were queued).
+
+        For the shutdown: call it on the loop's thread while the kernel still runs (before
+        the last pass over pending softirqs, tasklets and work, since handlers raise and queue
+        more). Interrupts are delivered as a device's are, to the idle task of their CPU,
+        whatever task calls this. The queue stays open. If a handler panics, the
+        :class:`KernelPanic` propagates and the interrupts after it stay queued for
+        :meth:`_drop_threadsafe_irqs`. After a panic, or once the kernel has halted, it
+        delivers nothing and returns 0.
+        """
+        return deliver_threadsafe_irqs(self)
+
+    def _drop_threadsafe_irqs(
+        self, name: Callable[[int, int, int], object] | None = None
+    ) -> list[tuple[int, int]]:
+        """
+        Close the queue of :meth:`raise_irq_threadsafe` and take off every interrupt still in
+        it, undelivered. From now on raising from a thread is a :class:`NoKernelError` there.
+
+        Returns:
+            ``(irq, cpu)`` for each interrupt dropped, in the order raised (``[]`` if none;
+            calling it again is harmless). ``self._ts_irqs.dropped`` counts them all.
+
+        *name* is called as ``name(irq, cpu, count)`` for every run of interrupts of one line
+        for one CPU; without it each run gets a dmesg line
+        ``kdefer: shutdown: interrupt 5 (mydev) raised from another thread for CPU 0
+        (3 times), never delivered; dropped``.
+        """
+        return drop_threadsafe_irqs(self, name)
+
     def raise_nmi(self, handler: Callable[[], object], cpu: int | None = None) -> None:
         """
         Simulate a non-maskable interrupt on CPU *cpu*: ``handler()`` runs in NMI context
@@ -484,20 +646,35 @@ class Kernel:
         with local interrupts disabled; no softirqs run on its exit.
 
         Raises:
-            TypeError: *handler* is not callable or is ``async def``.
+            TypeError: *handler* is not callable with no arguments or is ``async def``; *cpu*
+                is not an int.
+            ValueError: *cpu* is not one of this kernel's CPUs.
+            NoKernelError: the kernel is not running.
             KernelPanic: *handler* raised.
+            RuntimeError: called from a thread other than the kernel's event loop's.
 
         .. versionadded:: 0.1
         """
         from ._consts import NMI_OFFSET
-        from ._softirq import check_atomic_callable, panic_in_interrupt, run_atomic_result
+        from ._softirq import panic_in_interrupt, run_atomic_result
 
-        check_atomic_callable(handler, "an NMI handler")
+        check_callback(
+            handler,
+            "Kernel.raise_nmi",
+            "handler",
+            shape="handler()",
+            nargs=0,
+            kind="atomic",
+            what="an NMI handler",
+        )
+        if cpu is not None:
+            check_cpu_arg(self, cpu, "Kernel.raise_nmi")
         self._check_alive()
+        check_loop_thread(self, "Kernel.raise_nmi")
         cur = _current.get()
         if cur is not None and cur.kernel is not self:
             cur = None
-        nr = (cur.cpu if cur is not None else 0) if cpu is None else self._check_cpu(cpu)
+        nr = (cur.cpu if cur is not None else 0) if cpu is None else cpu
         target = self.cpus[nr]
         task = cur if cur is not None and cur.cpu == nr else (target.curr or target.swapper)
         token = _current.set(task)
@@ -654,11 +831,17 @@ class Kernel:
             ModuleLoadError: (an `OSError` with the kernel's errno) the file is missing or not
                 a module, a module of that name is loaded, or init returned a negative errno or
                 raised (an oops). The log has ``insmod: ERROR: could not insert module ...``.
+            TypeError: *path* is not a str or a path; a parameter is not a str.
+            NoKernelError: the kernel is not running.
+            RuntimeError: called from a thread other than the kernel's event loop's.
 
         .. versionadded:: 0.1
         """
+        shown = _check_module_path(path)
+        for i, param in enumerate(params):
+            check_str(param, "Kernel.insmod", f"params[{i}]")
         self._check_alive()
-        shown = os.fspath(path)
+        check_loop_thread(self, "Kernel.insmod")
         stem = self._loaded_stem(shown)
         if stem is not None:
             # refuse before executing the file again: its top level must not run twice
@@ -686,7 +869,7 @@ class Kernel:
             log_text(self, 4, f"{mdef.name}: loading out-of-tree module taints kernel.")
             self._taint.add("O")
         for param in params:
-            key, sep, value = str(param).partition("=")
+            key, sep, value = param.partition("=")
             spec = mdef.params.get(key)
             if spec is None:
                 log_text(self, 4, f"{mdef.name}: unknown parameter '{key}' ignored")
@@ -738,11 +921,15 @@ class Kernel:
 
         Raises:
             ModuleLoadError: (``ENOENT``) no such module is loaded.
+            TypeError: *name* is not a str.
+            NoKernelError: the kernel is not running.
+            RuntimeError: called from a thread other than the kernel's event loop's.
 
         .. versionadded:: 0.1
         """
+        check_str(name, "Kernel.rmmod", "name")
         self._check_alive()
-        name = str(name)
+        check_loop_thread(self, "Kernel.rmmod")
         if name.endswith(".py"):
             name = os.path.splitext(os.path.basename(name))[0]
         mdef = self._modules.get(name)
@@ -811,13 +998,18 @@ class Kernel:
         (``wq_stats()``' ``mayday`` and ``rescued`` count this). Items of other workqueues
         wait. Unblocking creates the workers the pools need at once.
 
+        Raises:
+            TypeError: *blocked* is not a bool.
+            NoKernelError: the kernel is not running.
+            RuntimeError: called from a thread other than the kernel's event loop's.
+
         .. versionadded:: 0.1
         """
         from ._workqueue import set_worker_creation
 
-        if not isinstance(blocked, bool):
-            raise TypeError(f"blocked must be a bool, not {type(blocked).__name__}")
+        check_bool(blocked, "Kernel.block_worker_creation", "blocked")
         self._check_alive()
+        check_loop_thread(self, "Kernel.block_worker_creation")
         set_worker_creation(self, blocked)
 
     async def freeze(self) -> None:
@@ -932,6 +1124,79 @@ def _jiffies_reader(
     return get_jiffies
 
 
+def _check_options(
+    nr_cpus: object,
+    hz: object,
+    panic_on_oops: object,
+    threadirqs: object,
+    sleep_in_atomic: object,
+    hung_task_timeout_secs: object,
+    dyndbg: object,
+    console: object,
+    shutdown_timeout: object,
+    wq_watchdog_thresh: object,
+    wq_cpu_intensive_thresh_us: object,
+) -> None:
+    """``Kernel()``'s options, checked before anything is built (the _check.py wording)."""
+    func = "Kernel"
+    check_int(nr_cpus, func, "nr_cpus", lo=1, hi=_MAX_CPUS)
+    check_int(hz, func, "hz", lo=1, hi=_MAX_HZ)
+    check_bool(panic_on_oops, func, "panic_on_oops")
+    check_bool(threadirqs, func, "threadirqs")
+    check_str(sleep_in_atomic, func, "sleep_in_atomic")
+    if sleep_in_atomic not in _VALID_POLICIES:
+        raise bad_value(func, "sleep_in_atomic", "'raise' or 'report'", sleep_in_atomic)
+    check_int(
+        hung_task_timeout_secs,
+        func,
+        "hung_task_timeout_secs",
+        lo=0,
+        expected="a number of seconds >= 0 (0 disables the detector)",
+    )
+    check_bool(dyndbg, func, "dyndbg")
+    if console is not None:
+        check_callback(
+            console,
+            func,
+            "console",
+            shape="console(line, level)",
+            nargs=2,
+            kind="atomic",
+            what="a console",
+        )
+    if shutdown_timeout is not None:
+        if isinstance(shutdown_timeout, bool) or not isinstance(shutdown_timeout, (int, float)):
+            raise bad_type(
+                func, "shutdown_timeout", "a number of seconds or None", shutdown_timeout
+            )
+        check_number(
+            shutdown_timeout,
+            func,
+            "shutdown_timeout",
+            lo=0,
+            expected="a number of seconds >= 0, or None to wait forever",
+        )
+    check_number(
+        wq_watchdog_thresh,
+        func,
+        "wq_watchdog_thresh",
+        lo=0,
+        expected="a number of seconds >= 0 (0 disables the watchdog)",
+    )
+    check_int(wq_cpu_intensive_thresh_us, func, "wq_cpu_intensive_thresh_us", lo=1)
+
+
+def _check_module_path(path: object) -> str:
+    """``insmod``'s *path*: a str or an ``os.PathLike`` naming a str path; returned as a str."""
+    if isinstance(path, str):
+        return path
+    if isinstance(path, os.PathLike):
+        shown = os.fspath(path)
+        if isinstance(shown, str):
+            return shown
+    raise bad_type("Kernel.insmod", "path", "a str or an os.PathLike path", path)
+
+
 class _KernelTimer(TimerList):
     """A timer the kernel itself uses (khungtaskd): never named at shutdown."""
 
@@ -965,14 +1230,34 @@ def run(
 
     Raises:
         KernelPanic: the kernel panicked.
-        TypeError: *main* is not a coroutine function.
+        TypeError: *main* is not an ``async def`` function callable with *args*; *nr_cpus*,
+            *hz* or another option has the wrong type; *backend* is not a str,
+            *backend_options* not a dict, *virtual_time* not a bool.
+        ValueError: *nr_cpus*, *hz* or another option is out of range; *backend* is not
+            ``"asyncio"`` or ``"trio"``.
+
+    All of it is checked before an event loop starts.
 
     .. versionadded:: 0.1
     """
-    if not inspect.iscoroutinefunction(main) and not inspect.iscoroutinefunction(
-        getattr(main, "__call__", None)
-    ):
-        raise TypeError(f"main must be an `async def` function, not {main!r}")
+    check_callback(
+        main,
+        "run",
+        "main",
+        shape="main(*args)",
+        nargs=len(args),
+        kind="sleeping",
+        what="main",
+    )
+    check_int(nr_cpus, "run", "nr_cpus", lo=1, hi=_MAX_CPUS)
+    check_int(hz, "run", "hz", lo=1, hi=_MAX_HZ)
+    check_str(backend, "run", "backend")
+    if backend not in ("asyncio", "trio"):
+        raise bad_value("run", "backend", "'asyncio' or 'trio'", backend)
+    if backend_options is not None and not isinstance(backend_options, dict):
+        raise bad_type("run", "backend_options", "a dict or None", backend_options)
+    check_bool(virtual_time, "run", "virtual_time")
+    kernel = Kernel(nr_cpus, hz, **options)  # the other options, checked before any loop
     opts: dict[str, Any] = {}
     if virtual_time:
         from ._vtime import backend_params
@@ -981,7 +1266,7 @@ def run(
     opts.update(backend_options or {})
 
     async def _boot() -> T:
-        async with Kernel(nr_cpus, hz, **options):
+        async with kernel:
             return await main(*args)
 
     return anyio.run(_boot, backend=backend, backend_options=opts)

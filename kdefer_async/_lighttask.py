@@ -65,9 +65,10 @@ class LightTasks:
         exc = task.exception()
         if exc is not None and exc is not self.kernel._panic:  # (the panic is raised once)
             self.failed.append(exc)
-            root = self.kernel._root
-            if root is not None:
-                root.cancel_scope.cancel()  # as an anyio task group does when a child fails
+            kernel = self.kernel
+            for group in (kernel._root, kernel._outer):
+                if group is not None:
+                    group.cancel_scope.cancel()  # as an anyio task group does for a failed child
 
     async def reap(self) -> None:
         """Run in the root task group: at its cancellation, end every light task."""

@@ -77,6 +77,7 @@ from ._consts import (
 from ._context import TaskStruct, _cur, _current, claim
 from ._exceptions import KernelPanic, NoKernelError
 from ._printk import format_c, log_text, record_oops, symbol_name, warn, warn_once
+from ._shutdown import drop_late_work, work_cancelled
 from ._softirq import panic_in_interrupt, run_atomic_result, wakeup_softirqd
 from ._timer import TimerList, _detach, _enqueue
 from ._wait import wake_up_var
@@ -1111,6 +1112,9 @@ async def worker_thread(worker: Worker) -> None:
                             raise
                         except Exception as exc:
                             _work_oops(worker, func, wq, exc)  # (may panic: panic_on_oops)
+                        except BaseException:
+                            work_cancelled(worker, work, func, wq)  # the kernel is going down
+                            raise
                         finally:
                             # ... and the bookkeeping after it (also when cancelled)
                             now = perf()
@@ -1581,7 +1585,7 @@ def item_finish(worker: Worker, work: Work, color: _Color, err: BaseException | 
     if wq._frozen and wq._kernel is not None:
         wake_up_var(wq._kernel, wq._kernel)
     if err is not None:
-        _work_failed(worker, func, wq, err)
+        _work_failed(worker, work, func, wq, err)
 
 
 def worklist_waits(pool: WorkerPool) -> bool:
@@ -1661,11 +1665,13 @@ def _report_hog(kernel: Kernel, func: object) -> None:
 
 
 def _work_failed(
-    worker: Worker, func: Callable[..., Any], wq: Workqueue, err: BaseException
+    worker: Worker, work: Work, func: Callable[..., Any], wq: Workqueue, err: BaseException
 ) -> None:
     """A work function raised *err*: an oops (the pool goes on), or re-raised if it is not an
     ordinary exception (a cancellation, the kernel's panic)."""
     if not isinstance(err, Exception) or isinstance(err, KernelPanic):
+        if not isinstance(err, KernelPanic):
+            work_cancelled(worker, work, func, wq)  # the kernel is going down
         raise err
     _work_oops(worker, func, wq, err)
 
@@ -1953,6 +1959,9 @@ def _is_chained(task: TaskStruct, wq: Workqueue) -> bool:
 
 def _queue_now(task: TaskStruct, cpu: int, wq: Workqueue, work: Work) -> None:
     """Put a PENDING *work* on *wq* for *cpu* (``__queue_work``)."""
+    if task.kernel._aborting:
+        drop_late_work(task.kernel, work, wq)  # the kernel is going down: named, not queued
+        return
     if wq._flags & _WQ_DEPRECATED:
         _warn_deprecated(task.kernel, work)
     if (wq._draining or wq._destroyed) and (wq._destroyed or not _is_chained(task, wq)):

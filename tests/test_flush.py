@@ -1490,7 +1490,7 @@ class TestShutdown:
             await settle()
         lines = k.dmesg()
         assert any("work stuck on stuckq still running in kworker/" in line for line in lines)
-        assert any("never ran; dropped" in line for line in lines)
+        assert any("never ran (inactive); dropped" in line for line in lines)
 
 
 def exactly(message: str) -> str:
