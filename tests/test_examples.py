@@ -285,6 +285,50 @@ class TestWritebackScript:
         assert [int(line.split()[1]) for line in written] == list(range(produced))
 
 
+class TestDeviceThreadScript:
+    @pytest.mark.parametrize("backend", BACKENDS)
+    def test_every_reading_once_in_order(self, backend: str) -> None:
+        """``--lines 500``: the device thread raises 501 interrupts, all handled on the event
+        loop's thread; every reading is parsed and stored once, in order; exit 0."""
+        r = script("device_thread.py", "--lines", "500", "--backend", backend)
+        assert r.returncode == 0, r.stdout + r.stderr
+        lines = r.stdout.splitlines()
+        assert lines[0] == "device_thread: 2 CPUs, HZ=250; IRQ 4 (uart0) bound to CPU0"
+        assert lines[1] == (
+            "sensor sent 500 lines; device thread 'uart0-rx' raised 501 interrupts "
+            "(one per line, one at the end of the stream)"
+        )
+        m = re.match(
+            r"^hardirq: 501 interrupts handled, 501 of them on the event loop's thread; "
+            r"(\d+) took lines from the FIFO, (\d+) found it drained by an earlier one$",
+            lines[2],
+        )
+        assert m, lines[2]
+        took, drained = map(int, m.groups())
+        assert took >= 1
+        assert took + drained == 501
+        m = re.match(
+            r"^tasklet: (\d+) runs in softirq context parsed 500 lines, 0 out of sequence$",
+            lines[3],
+        )
+        assert m, lines[3]
+        assert 1 <= int(m.group(1)) <= took  # a run per handler that took lines, or fewer
+        assert re.match(
+            r"^work: \d+ runs in process context stored 500 readings, each once, in order$",
+            lines[4],
+        )
+        assert lines[5] == f"sum of the readings: {sum(seq * 7 % 100 for seq in range(500))}"
+        assert lines[6] == "wrong context: 0; oopses: 0; kernel warnings: 0"
+        assert re.search(r"^\s*4:\s+501\s+0\s+kdefer\s+4-edge\s+uart0$", r.stdout, re.M)
+
+    def test_no_lines(self) -> None:
+        """``--lines 0``: only the end-of-stream interrupt; nothing stored; still exit 0."""
+        r = script("device_thread.py", "--lines", "0")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "raised 1 interrupts" in r.stdout
+        assert "stored 0 readings, each once, in order" in r.stdout
+
+
 # --- the application examples' core coroutines, in-process on every backend ---------------------
 
 
@@ -388,6 +432,30 @@ class TestWritebackInProcess:
         assert result.max_running > 1
         if virtual:
             assert seqs != list(range(6))
+
+
+@pytest.mark.anyio
+class TestDeviceThreadInProcess:
+    async def test_readings_through_hardirq_tasklet_and_work(self) -> None:
+        """300 readings from the device thread: 301 interrupts, every one handled on the
+        loop's thread in hardirq context; parsed in softirq context and stored in process
+        context, each once, in order."""
+        device = example("device_thread")
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            report = await device.device_demo(300)
+        st = report.stats
+        assert (st.lines_sent, st.irqs_raised, st.irqs_handled) == (300, 301, 301)
+        assert st.hardirq_on_loop == 301
+        assert st.wrong_context == 0
+        assert st.out_of_sequence == 0
+        assert st.parsed == 300
+        assert st.stored == [(seq, seq * 7 % 100) for seq in range(300)]
+        assert 1 <= st.tasklet_runs <= st.irqs_handled - st.fifo_drained
+        assert 1 <= st.work_runs <= st.tasklet_runs
+        assert report.irq_cpu == 0
+        assert (report.oopses, report.warnings) == (0, 0)
+        assert k._ts_irqs.delivered == 301
+        _no_kernel_complaints(k)
 
 
 @pytest.mark.anyio

@@ -6,6 +6,7 @@ SIRQ-13 (in tests/test_softirq.py); this module covers the API around them.
 
 from __future__ import annotations
 
+import enum
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,7 @@ from kdefer_async import (
     spin_unlock_irqrestore,
     tasklet_schedule,
 )
+from kdefer_async._context import _current
 
 pytestmark = pytest.mark.anyio
 
@@ -279,6 +281,54 @@ class TestProcInterrupts:
             assert any(line.endswith("  eth0") for line in k.proc_interrupts().splitlines())
             free_irq(5, None)
             assert "eth0" not in k.proc_interrupts()
+
+
+class TestEffectiveAffinity:
+    async def test_lines_spread_over_the_cpus_as_requested(self) -> None:
+        """Each line is bound when its first handler is requested, to the CPU with the fewest
+        lines (the lowest on a tie); a freed line gives its CPU back; a line without a handler
+        answers CPU 0."""
+        async with Kernel(nr_cpus=3, hz=250) as k:
+            for irq in (40, 41, 42, 43):
+                request_irq(irq, lambda i, d: IRQ_HANDLED, 0, f"dev{irq}", None)
+            assert [k.irq_effective_cpu(irq) for irq in (40, 41, 42, 43)] == [0, 1, 2, 0]
+            free_irq(41, None)
+            assert k.irq_effective_cpu(41) == 0  # no handler any more
+            request_irq(44, lambda i, d: IRQ_HANDLED, 0, "dev44", None)
+            assert k.irq_effective_cpu(44) == 1  # CPU 1 had the fewest lines again
+            assert k.irq_effective_cpu(4000) == 0
+
+    async def test_a_shared_line_keeps_its_cpu(self) -> None:
+        """Adding or removing a handler of a shared line does not move it; only the last
+        free_irq releases it."""
+        a, b = object(), object()
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            request_irq(30, lambda i, d: IRQ_HANDLED, 0, "first", None)
+            assert request_irq(31, lambda i, d: IRQ_HANDLED, IRQF_SHARED, "a", a) == 0
+            assert k.irq_effective_cpu(31) == 1
+            assert request_irq(31, lambda i, d: IRQ_HANDLED, IRQF_SHARED, "b", b) == 0
+            free_irq(31, a)
+            assert k.irq_effective_cpu(31) == 1
+            free_irq(31, b)
+            assert 31 not in k.irq_affinity
+            # a refused request binds nothing
+            assert request_irq(30, lambda i, d: IRQ_HANDLED, 0, "again", None) == -EBUSY
+            assert k.irq_affinity == {30: 0}
+
+    async def test_raise_irq_without_a_task_uses_it(self) -> None:
+        """raise_irq from code with no kernel task in its context (a plain callback on the
+        loop) delivers to the line's CPU, as a device would."""
+        calls = Calls()
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            request_irq(5, calls.handler("a"), 0, "a", None)
+            request_irq(6, calls.handler("b"), 0, "b", None)
+            token = _current.set(None)
+            try:
+                k.raise_irq(6)
+            finally:
+                _current.reset(token)
+            k.raise_irq(6)  # from init on CPU 0: the current CPU
+        assert [(c[0], c[3], c[4]) for c in calls.log] == [("b", "swapper/1", 1), ("b", "init", 0)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -548,49 +598,230 @@ async def sleepy_handler(irq: int, dev: object) -> int:
     return IRQ_HANDLED
 
 
-class TestBadInput:
-    async def test_async_handler_rejected(self) -> None:
-        """request_irq with an `async def` handler is a TypeError that mentions atomic context."""
+class Line(enum.IntEnum):
+    """Line numbers as a driver might name them: an int subclass is an int."""
+
+    MYDEV = 5
+
+
+class TestArguments:
+    """Every rejection is a TypeError or ValueError in the _check.py wording, made before
+    anything changes: nothing is registered, counted or delivered."""
+
+    @pytest.mark.parametrize(
+        ("args", "exc", "message"),
+        [
+            pytest.param(
+                ("5", IRQ_HANDLED, 0, "x"),
+                TypeError,
+                "request_irq() expects an int for 'irq', got str",
+                id="irq-str",
+            ),
+            pytest.param(
+                (True, IRQ_HANDLED, 0, "x"),
+                TypeError,
+                "request_irq() expects an int for 'irq', got bool",
+                id="irq-bool",
+            ),
+            pytest.param(
+                (-1, IRQ_HANDLED, 0, "x"),
+                ValueError,
+                "request_irq() expects an int from 0 to 4095 for 'irq', got -1",
+                id="irq-negative",
+            ),
+            pytest.param(
+                (4096, IRQ_HANDLED, 0, "x"),
+                ValueError,
+                "request_irq() expects an int from 0 to 4095 for 'irq', got 4096",
+                id="irq-too-big",
+            ),
+            pytest.param(
+                (5, IRQ_HANDLED, None, "x"),
+                TypeError,
+                "request_irq() expects an int for 'flags', got NoneType",
+                id="flags-none",
+            ),
+            pytest.param(
+                (5, IRQ_HANDLED, -1, "x"),
+                ValueError,
+                "request_irq() expects IRQF_* flags (an int >= 0) for 'flags', got -1",
+                id="flags-negative",
+            ),
+            pytest.param(
+                (5, IRQ_HANDLED, 0, None),
+                TypeError,
+                "request_irq() expects a str for 'name', got NoneType",
+                id="name-none",
+            ),
+            pytest.param(
+                (5, IRQ_HANDLED, 0, b"mydev"),
+                TypeError,
+                "request_irq() expects a str for 'name', got bytes",
+                id="name-bytes",
+            ),
+        ],
+    )
+    async def test_request_irq_bad_values(
+        self, args: tuple[object, int, object, object], exc: type[Exception], message: str
+    ) -> None:
+        """A bad line number, flags or name is refused with the exact message; the line stays
+        free and unbound."""
+        irq, ret, flags, name = args
         async with Kernel(nr_cpus=2, hz=250) as k:
-            with pytest.raises(TypeError, match="atomic context"):
+            with pytest.raises(exc) as info:
+                request_irq(irq, lambda i, d: ret, flags, name, None)  # type: ignore[arg-type]
+            assert str(info.value) == message
+            assert k.irq_actions == {}
+            assert k.irq_affinity == {}
+            assert k.proc_interrupts().splitlines()[1:] == [
+                "LOC:          0          0   Local timer interrupts"
+            ]
+
+    async def test_async_handler_rejected(self) -> None:
+        """An `async def` handler is a TypeError naming the one rule; nothing is registered,
+        so a plain handler can take the line afterwards."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            with pytest.raises(TypeError) as info:
                 request_irq(5, sleepy_handler, 0, "sleepy", None)
-            # nothing was registered
+            assert str(info.value).startswith(
+                "request_irq(): an interrupt handler runs in atomic context and must be a plain "
+                "function, but "
+            )
+            assert "sleepy_handler is `async def`" in str(info.value)
             assert request_irq(5, lambda irq, dev: IRQ_HANDLED, 0, "ok", None) == 0
             k.raise_irq(5)
+            assert interrupt_counts(k, 5) == [1, 0]
 
     async def test_non_callable_rejected(self) -> None:
-        """request_irq with a non-callable handler is a TypeError."""
-        async with Kernel(nr_cpus=2, hz=250):
-            with pytest.raises(TypeError, match="callable"):
-                request_irq(5, "handler", 0, "bad", None)  # type: ignore[arg-type]
-
-    @pytest.mark.parametrize("irq", [-1, 4096])
-    async def test_irq_out_of_range(self, irq: int) -> None:
-        """Line numbers outside 0..4095 are a ValueError for request_irq and raise_irq."""
+        """A handler that is not callable is a TypeError showing the call it must take."""
         async with Kernel(nr_cpus=2, hz=250) as k:
-            with pytest.raises(ValueError, match="out of range"):
-                request_irq(irq, lambda i, d: IRQ_HANDLED, 0, "bad", None)
-            with pytest.raises(ValueError, match="out of range"):
-                k.raise_irq(irq)
+            with pytest.raises(TypeError) as info:
+                request_irq(5, "handler", 0, "bad", None)  # type: ignore[arg-type]
+            assert str(info.value) == (
+                "request_irq() expects a function callable as handler(irq, dev) for 'handler', "
+                "got str"
+            )
+            assert k.irq_actions == {}
 
-    @pytest.mark.parametrize("cpu", [-1, 2])
-    async def test_cpu_out_of_range(self, cpu: int) -> None:
-        """raise_irq on a CPU the kernel does not have is a ValueError; nothing runs."""
+    async def test_handler_that_cannot_take_irq_and_dev(self) -> None:
+        """A handler taking one argument would fail at the first interrupt: refused now."""
+
+        def one(irq: int) -> int:
+            return IRQ_HANDLED  # pragma: no cover
+
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            with pytest.raises(TypeError) as info:
+                request_irq(5, one, 0, "one", None)  # type: ignore[arg-type]
+            assert str(info.value).startswith(
+                "request_irq() expects a function callable as handler(irq, dev) for 'handler', but "
+            )
+            assert str(info.value).endswith(
+                "one(irq: 'int') -> 'int' cannot be called with 2 positional arguments"
+            )
+            assert k.irq_actions == {}
+
+    async def test_any_dev_cookie_and_int_subclass_line(self) -> None:
+        """*dev* is an opaque cookie (anything goes, as a void *); an IntEnum line is an int."""
+        calls = Calls()
+        cookie = ["any", "object"]
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            assert request_irq(Line.MYDEV, calls.handler("a"), 0, "mydev", cookie) == 0
+            k.raise_irq(Line.MYDEV)
+            assert free_irq(Line.MYDEV, cookie) == "mydev"
+        assert calls.log == [("a", 5, cookie, "init", 0)]
+
+    @pytest.mark.parametrize(
+        ("irq", "exc", "message"),
+        [
+            ("5", TypeError, "free_irq() expects an int for 'irq', got str"),
+            (None, TypeError, "free_irq() expects an int for 'irq', got NoneType"),
+            (4096, ValueError, "free_irq() expects an int from 0 to 4095 for 'irq', got 4096"),
+        ],
+    )
+    async def test_free_irq_bad_line(self, irq: object, exc: type[Exception], message: str) -> None:
+        """free_irq of a bad line number is refused before anything is looked up or warned."""
         calls = Calls()
         async with Kernel(nr_cpus=2, hz=250) as k:
             request_irq(5, calls.handler("a"), 0, "mydev", None)
-            with pytest.raises(ValueError, match="CPU"):
-                k.raise_irq(5, cpu=cpu)
+            with pytest.raises(exc) as info:
+                free_irq(irq, None)  # type: ignore[arg-type]
+            assert str(info.value) == message
+            k.raise_irq(5)
+        assert calls.names == ["a"]
+        assert not any("WARNING" in line for line in log_lines(k))
+
+    @pytest.mark.parametrize(
+        ("irq", "cpu", "exc", "message"),
+        [
+            ("5", None, TypeError, "Kernel.raise_irq() expects an int for 'irq', got str"),
+            (5.0, None, TypeError, "Kernel.raise_irq() expects an int for 'irq', got float"),
+            (
+                -1,
+                None,
+                ValueError,
+                "Kernel.raise_irq() expects an int from 0 to 4095 for 'irq', got -1",
+            ),
+            (
+                4096,
+                0,
+                ValueError,
+                "Kernel.raise_irq() expects an int from 0 to 4095 for 'irq', got 4096",
+            ),
+            (
+                5,
+                "1",
+                TypeError,
+                "Kernel.raise_irq() expects an int (a CPU number) or None for 'cpu', got str",
+            ),
+            (
+                5,
+                True,
+                TypeError,
+                "Kernel.raise_irq() expects an int (a CPU number) or None for 'cpu', got bool",
+            ),
+            (
+                5,
+                -1,
+                ValueError,
+                "Kernel.raise_irq() expects a CPU number from 0 to 1 for 'cpu', got -1",
+            ),
+            (
+                5,
+                2,
+                ValueError,
+                "Kernel.raise_irq() expects a CPU number from 0 to 1 for 'cpu', got 2",
+            ),
+        ],
+    )
+    async def test_raise_irq_bad_arguments(
+        self, irq: object, cpu: object, exc: type[Exception], message: str
+    ) -> None:
+        """A bad line or CPU is refused with the exact message; no handler runs, nothing is
+        counted."""
+        calls = Calls()
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            request_irq(5, calls.handler("a"), 0, "mydev", None)
+            with pytest.raises(exc) as info:
+                k.raise_irq(irq, cpu)  # type: ignore[arg-type]
+            assert str(info.value) == message
             assert interrupt_counts(k, 5) == [0, 0]
         assert calls.log == []
 
-    async def test_irq_must_be_an_int(self) -> None:
-        """A line number that is not an int is a TypeError."""
-        async with Kernel(nr_cpus=2, hz=250) as k:
-            with pytest.raises(TypeError):
-                k.raise_irq("5")  # type: ignore[arg-type]
-            with pytest.raises(TypeError):
-                request_irq("5", lambda i, d: IRQ_HANDLED, 0, "bad", None)  # type: ignore[arg-type]
+    async def test_single_cpu_wording(self) -> None:
+        """On a one-CPU kernel the only valid CPU is named as such."""
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            with pytest.raises(ValueError) as info:
+                k.raise_irq(5, 1)
+        assert str(info.value) == "Kernel.raise_irq() expects CPU 0 (the only one) for 'cpu', got 1"
+
+    async def test_arguments_are_checked_before_the_kernel_state(self) -> None:
+        """On a kernel that is not running, a bad argument is still a TypeError (arguments
+        first), and good arguments get the NoKernelError."""
+        k = Kernel(nr_cpus=2, hz=250)
+        with pytest.raises(TypeError):
+            k.raise_irq("5")  # type: ignore[arg-type]
+        with pytest.raises(NoKernelError, match="the kernel is not running"):
+            k.raise_irq(5)
 
     @pytest.mark.parametrize(
         "call",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import anyio
 import pytest
@@ -190,29 +191,158 @@ class TestBoot:
         assert "nr_cpus=2" in repr(k)
 
 
-class TestConstructor:
+async def _async_console(line: str, level: int) -> None:
+    pass  # pragma: no cover
+
+
+def _console_one(line: str) -> None:
+    pass  # pragma: no cover
+
+
+class TestArguments:
+    """Kernel() and the Kernel methods check every argument first, in the _check.py wording."""
+
     @pytest.mark.parametrize(
-        ("kwargs", "exc"),
+        ("kwargs", "exc", "message"),
         [
-            ({"nr_cpus": 0}, ValueError),
-            ({"nr_cpus": -1}, ValueError),
-            ({"nr_cpus": 1025}, ValueError),
-            ({"nr_cpus": "4"}, TypeError),
-            ({"nr_cpus": 2.0}, TypeError),
-            ({"nr_cpus": True}, TypeError),
-            ({"hz": 0}, ValueError),
-            ({"hz": -250}, ValueError),
-            ({"hz": "250"}, TypeError),
-            ({"hz": False}, TypeError),
-            ({"sleep_in_atomic": "x"}, ValueError),
-            ({"hung_task_timeout_secs": "120"}, TypeError),
-            ({"console": 3}, TypeError),
+            (
+                {"nr_cpus": 0},
+                ValueError,
+                "Kernel() expects an int from 1 to 1024 for 'nr_cpus', got 0",
+            ),
+            (
+                {"nr_cpus": -1},
+                ValueError,
+                "Kernel() expects an int from 1 to 1024 for 'nr_cpus', got -1",
+            ),
+            (
+                {"nr_cpus": 1025},
+                ValueError,
+                "Kernel() expects an int from 1 to 1024 for 'nr_cpus', got 1025",
+            ),
+            ({"nr_cpus": "4"}, TypeError, "Kernel() expects an int for 'nr_cpus', got str"),
+            ({"nr_cpus": 2.0}, TypeError, "Kernel() expects an int for 'nr_cpus', got float"),
+            ({"nr_cpus": True}, TypeError, "Kernel() expects an int for 'nr_cpus', got bool"),
+            ({"hz": 0}, ValueError, "Kernel() expects an int from 1 to 10000 for 'hz', got 0"),
+            (
+                {"hz": -250},
+                ValueError,
+                "Kernel() expects an int from 1 to 10000 for 'hz', got -250",
+            ),
+            ({"hz": "250"}, TypeError, "Kernel() expects an int for 'hz', got str"),
+            ({"hz": False}, TypeError, "Kernel() expects an int for 'hz', got bool"),
+            (
+                {"panic_on_oops": 1},
+                TypeError,
+                "Kernel() expects a bool for 'panic_on_oops', got int",
+            ),
+            ({"threadirqs": "yes"}, TypeError, "Kernel() expects a bool for 'threadirqs', got str"),
+            (
+                {"sleep_in_atomic": "x"},
+                ValueError,
+                "Kernel() expects 'raise' or 'report' for 'sleep_in_atomic', got 'x'",
+            ),
+            (
+                {"sleep_in_atomic": None},
+                TypeError,
+                "Kernel() expects a str for 'sleep_in_atomic', got NoneType",
+            ),
+            (
+                {"hung_task_timeout_secs": "120"},
+                TypeError,
+                "Kernel() expects an int for 'hung_task_timeout_secs', got str",
+            ),
+            (
+                {"hung_task_timeout_secs": -1},
+                ValueError,
+                "Kernel() expects a number of seconds >= 0 (0 disables the detector) for "
+                "'hung_task_timeout_secs', got -1",
+            ),
+            ({"dyndbg": None}, TypeError, "Kernel() expects a bool for 'dyndbg', got NoneType"),
+            (
+                {"console": 3},
+                TypeError,
+                "Kernel() expects a function callable as console(line, level) for 'console', "
+                "got int",
+            ),
+            (
+                {"shutdown_timeout": -1},
+                ValueError,
+                "Kernel() expects a number of seconds >= 0, or None to wait forever for "
+                "'shutdown_timeout', got -1",
+            ),
+            (
+                {"shutdown_timeout": float("nan")},
+                ValueError,
+                "Kernel() expects a number of seconds >= 0, or None to wait forever for "
+                "'shutdown_timeout', got nan",
+            ),
+            (
+                {"shutdown_timeout": "10"},
+                TypeError,
+                "Kernel() expects a number of seconds or None for 'shutdown_timeout', got str",
+            ),
+            (
+                {"wq_watchdog_thresh": -0.5},
+                ValueError,
+                "Kernel() expects a number of seconds >= 0 (0 disables the watchdog) for "
+                "'wq_watchdog_thresh', got -0.5",
+            ),
+            (
+                {"wq_watchdog_thresh": None},
+                TypeError,
+                "Kernel() expects a number for 'wq_watchdog_thresh', got NoneType",
+            ),
+            (
+                {"wq_cpu_intensive_thresh_us": 0},
+                ValueError,
+                "Kernel() expects an int >= 1 for 'wq_cpu_intensive_thresh_us', got 0",
+            ),
+            (
+                {"wq_cpu_intensive_thresh_us": 1.5},
+                TypeError,
+                "Kernel() expects an int for 'wq_cpu_intensive_thresh_us', got float",
+            ),
         ],
     )
-    async def test_bad_arguments(self, kwargs: dict[str, object], exc: type[Exception]) -> None:
-        """Bad constructor arguments raise ValueError or TypeError before anything boots."""
-        with pytest.raises(exc):
+    async def test_constructor(
+        self, kwargs: dict[str, object], exc: type[Exception], message: str
+    ) -> None:
+        """Bad constructor arguments raise ValueError or TypeError, with the exact message."""
+        with pytest.raises(exc) as info:
             Kernel(**kwargs)  # type: ignore[arg-type]
+        assert str(info.value) == message
+
+    async def test_console_must_be_a_plain_function_of_two_arguments(self) -> None:
+        """The console is called synchronously as console(line, level), from any context:
+        an `async def` or a one-argument console is refused at construction."""
+        with pytest.raises(TypeError) as info:
+            Kernel(console=_async_console)
+        assert str(info.value).startswith(
+            "Kernel(): a console runs in atomic context and must be a plain function"
+        )
+        with pytest.raises(TypeError) as info:
+            Kernel(console=_console_one)  # type: ignore[arg-type]
+        assert "cannot be called with 2 positional arguments" in str(info.value)
+
+    async def test_edge_values_are_accepted(self) -> None:
+        """0 disables the hung-task detector and the watchdog; None waits forever; float
+        seconds are fine."""
+        k = Kernel(
+            nr_cpus=1024,
+            hz=10000,
+            hung_task_timeout_secs=0,
+            shutdown_timeout=None,
+            wq_watchdog_thresh=2.5,
+            wq_cpu_intensive_thresh_us=1,
+        )
+        assert (k.nr_cpus, k.hz, k.shutdown_timeout, k.wq_watchdog_thresh) == (
+            1024,
+            10000,
+            None,
+            2.5,
+        )
+        assert Kernel(shutdown_timeout=0, wq_watchdog_thresh=0).shutdown_timeout == 0
 
     async def test_defaults(self) -> None:
         """The defaults are 4 CPUs at HZ=250, as API.md states."""
@@ -220,6 +350,91 @@ class TestConstructor:
         assert k.nr_cpus == 4
         assert k.hz == 250
         assert k.oopses == []
+
+    async def test_raise_nmi(self) -> None:
+        """raise_nmi: the handler must be a plain function taking no arguments; the CPU an int
+        naming one of the kernel's CPUs. Nothing runs when refused."""
+        ran: list[int] = []
+
+        async def sleepy() -> None:
+            pass  # pragma: no cover
+
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            with pytest.raises(TypeError) as info:
+                k.raise_nmi("nmi")  # type: ignore[arg-type]
+            assert str(info.value) == (
+                "Kernel.raise_nmi() expects a function callable as handler() for 'handler', got str"
+            )
+            with pytest.raises(TypeError) as info:
+                k.raise_nmi(sleepy)
+            assert str(info.value).startswith(
+                "Kernel.raise_nmi(): an NMI handler runs in atomic context and must be a plain "
+                "function"
+            )
+            with pytest.raises(TypeError) as info:
+                k.raise_nmi(lambda x: ran.append(x))  # type: ignore[arg-type, misc]
+            assert "cannot be called with no arguments" in str(info.value)
+            with pytest.raises(TypeError) as info:
+                k.raise_nmi(lambda: ran.append(0), cpu="1")  # type: ignore[arg-type]
+            assert str(info.value) == (
+                "Kernel.raise_nmi() expects an int (a CPU number) or None for 'cpu', got str"
+            )
+            with pytest.raises(ValueError) as bad_cpu:
+                k.raise_nmi(lambda: ran.append(0), cpu=2)
+            assert str(bad_cpu.value) == (
+                "Kernel.raise_nmi() expects a CPU number from 0 to 1 for 'cpu', got 2"
+            )
+            assert ran == []
+            k.raise_nmi(lambda: ran.append(1), cpu=1)
+            assert ran == [1]
+
+    async def test_insmod(self, tmp_path: Path) -> None:
+        """insmod takes a str or os.PathLike path and str parameters; anything else is refused
+        before the file is read or anything is logged."""
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            before = list(k.dmesg())
+            with pytest.raises(TypeError) as info:
+                await k.insmod(None)  # type: ignore[arg-type]
+            assert str(info.value) == (
+                "Kernel.insmod() expects a str or an os.PathLike path for 'path', got NoneType"
+            )
+            with pytest.raises(TypeError) as info:
+                await k.insmod(b"mod.py")  # type: ignore[arg-type]
+            assert str(info.value) == (
+                "Kernel.insmod() expects a str or an os.PathLike path for 'path', got bytes"
+            )
+            with pytest.raises(TypeError) as info:
+                await k.insmod(str(tmp_path / "mod.py"), "count=1", 5)  # type: ignore[arg-type]
+            assert str(info.value) == "Kernel.insmod() expects a str for 'params[1]', got int"
+            assert k.dmesg() == before
+            assert k.lsmod().splitlines()[1:] == []
+
+    async def test_rmmod_block_worker_creation_panic(self) -> None:
+        """rmmod's name is a str, block_worker_creation's flag a bool, panic's message a str
+        and its cause an exception: refused otherwise, with nothing logged or changed."""
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            before = list(k.dmesg())
+            with pytest.raises(TypeError) as info:
+                await k.rmmod(None)  # type: ignore[arg-type]
+            assert str(info.value) == "Kernel.rmmod() expects a str for 'name', got NoneType"
+            with pytest.raises(TypeError) as info:
+                k.block_worker_creation(1)  # type: ignore[arg-type]
+            assert str(info.value) == (
+                "Kernel.block_worker_creation() expects a bool for 'blocked', got int"
+            )
+            with pytest.raises(TypeError) as info:
+                k.panic(None)  # type: ignore[arg-type]
+            assert str(info.value) == "Kernel.panic() expects a str for 'message', got NoneType"
+            with pytest.raises(TypeError) as info:
+                k.panic("oops", "cause")  # type: ignore[arg-type]
+            assert str(info.value) == (
+                "Kernel.panic() expects an exception or None for 'cause', got str"
+            )
+            with pytest.raises(TypeError) as info:
+                k.irq_effective_cpu("5")  # type: ignore[arg-type]
+            assert str(info.value) == "Kernel.irq_effective_cpu() expects an int for 'irq', got str"
+            assert k.dmesg() == before
+            assert repr(k).startswith("<Kernel running")
 
 
 class TestIsolation:

@@ -140,16 +140,6 @@ def test_uvloop_backend_option() -> None:
     assert kdefer_async.run(main, nr_cpus=2, backend_options={"use_uvloop": True}) == 2
 
 
-def test_non_async_main() -> None:
-    """run() of a plain function raises TypeError before booting anything."""
-
-    def main() -> int:
-        return 1  # pragma: no cover
-
-    with pytest.raises(TypeError, match="async def"):
-        kdefer_async.run(main)  # type: ignore[arg-type]
-
-
 def test_async_callable_object() -> None:
     """run() accepts an object whose __call__ is `async def`."""
 
@@ -160,13 +150,152 @@ def test_async_callable_object() -> None:
     assert kdefer_async.run(Main(), 21) == 42
 
 
-def test_bad_kernel_arguments() -> None:
-    """Bad Kernel arguments given to run() raise ValueError/TypeError."""
+async def _main() -> None:
+    pass  # pragma: no cover
 
-    async def main() -> None:
-        pass  # pragma: no cover
 
-    with pytest.raises(ValueError):
-        kdefer_async.run(main, nr_cpus=0)
-    with pytest.raises(TypeError):
-        kdefer_async.run(main, hz="250")  # type: ignore[arg-type]
+async def _main_one(x: int) -> int:
+    return x  # pragma: no cover
+
+
+def _plain_main() -> int:
+    return 1  # pragma: no cover
+
+
+class TestArguments:
+    """run() checks main and every option before an event loop starts, in the _check.py
+    wording (Kernel options not named by run() get Kernel()'s)."""
+
+    @pytest.fixture(autouse=True)
+    def no_event_loop(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Starting an event loop fails the test: every rejection must come before."""
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise AssertionError("an event loop was started")
+
+        monkeypatch.setattr(anyio, "run", refuse)
+
+    @pytest.mark.parametrize(
+        ("main", "args", "kwargs", "exc", "message"),
+        [
+            pytest.param(
+                _main,
+                (),
+                {"nr_cpus": 0},
+                ValueError,
+                "run() expects an int from 1 to 1024 for 'nr_cpus', got 0",
+                id="nr_cpus-0",
+            ),
+            pytest.param(
+                _main,
+                (),
+                {"nr_cpus": "2"},
+                TypeError,
+                "run() expects an int for 'nr_cpus', got str",
+                id="nr_cpus-str",
+            ),
+            pytest.param(
+                _main,
+                (),
+                {"hz": "250"},
+                TypeError,
+                "run() expects an int for 'hz', got str",
+                id="hz-str",
+            ),
+            pytest.param(
+                _main,
+                (),
+                {"hz": 0},
+                ValueError,
+                "run() expects an int from 1 to 10000 for 'hz', got 0",
+                id="hz-0",
+            ),
+            pytest.param(
+                _main,
+                (),
+                {"backend": "curio"},
+                ValueError,
+                "run() expects 'asyncio' or 'trio' for 'backend', got 'curio'",
+                id="backend-unknown",
+            ),
+            pytest.param(
+                _main,
+                (),
+                {"backend": None},
+                TypeError,
+                "run() expects a str for 'backend', got NoneType",
+                id="backend-none",
+            ),
+            pytest.param(
+                _main,
+                (),
+                {"backend_options": [("use_uvloop", True)]},
+                TypeError,
+                "run() expects a dict or None for 'backend_options', got list",
+                id="backend_options-list",
+            ),
+            pytest.param(
+                _main,
+                (),
+                {"virtual_time": 1},
+                TypeError,
+                "run() expects a bool for 'virtual_time', got int",
+                id="virtual_time-int",
+            ),
+            pytest.param(
+                _main,
+                (),
+                {"hung_task_timeout_secs": -5},
+                ValueError,
+                "Kernel() expects a number of seconds >= 0 (0 disables the detector) for "
+                "'hung_task_timeout_secs', got -5",
+                id="kernel-option",
+            ),
+            pytest.param(
+                None,
+                (),
+                {},
+                TypeError,
+                "run() expects a function callable as main(*args) for 'main', got NoneType",
+                id="main-none",
+            ),
+        ],
+    )
+    def test_rejected_before_boot(
+        self,
+        main: object,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+        exc: type[Exception],
+        message: str,
+    ) -> None:
+        """Each bad argument is refused with the exact message, before any loop starts."""
+        with pytest.raises(exc) as info:
+            kdefer_async.run(main, *args, **kwargs)  # type: ignore[arg-type]
+        assert str(info.value) == message
+
+    def test_main_must_be_async_def(self) -> None:
+        """A plain main would return before anything ran: refused, naming the one rule."""
+        with pytest.raises(TypeError) as info:
+            kdefer_async.run(_plain_main)  # type: ignore[arg-type]
+        assert str(info.value).startswith(
+            "run(): main may sleep, so it must be `async def` (called as `await main(*args)`), but "
+        )
+        assert str(info.value).endswith("_plain_main is a plain function")
+
+    def test_main_must_take_the_arguments(self) -> None:
+        """main is called as main(*args): a main that cannot take them is refused now."""
+        with pytest.raises(TypeError) as info:
+            kdefer_async.run(_main_one)
+        assert str(info.value).startswith(
+            "run() expects a function callable as main(*args) for 'main', but "
+        )
+        assert str(info.value).endswith("cannot be called with no arguments")
+        with pytest.raises(TypeError) as info:
+            kdefer_async.run(_main, 1)
+        assert str(info.value).endswith("cannot be called with 1 positional argument")
+
+    def test_unknown_option(self) -> None:
+        """An option Kernel() does not have is a TypeError, before any loop starts."""
+        with pytest.raises(TypeError, match="unexpected keyword argument 'nr_cpu'"):
+            kdefer_async.run(_main, nr_cpu=2)
