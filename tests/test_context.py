@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,7 @@ from kdefer_async import (
     tasklet_setup,
     timer_setup,
 )
+from kdefer_async._context import _current, no_kernel_error
 from kdefer_async.testing import settle
 
 pytestmark = pytest.mark.anyio
@@ -699,6 +701,57 @@ class TestNoKernel:
         """msleep() with no kernel raises NoKernelError at call time, naming the function."""
         with pytest.raises(NoKernelError, match=r"msleep\(\) needs a running kdefer_async Kernel"):
             kdefer_async.msleep(1)
+
+
+class TestForeignThread:
+    async def test_every_context_api_says_foreign_thread(self) -> None:
+        """In a plain OS thread, while a kernel runs on the loop's thread, every context API
+        raises a NoKernelError saying the thread is a foreign one; on the loop's thread,
+        outside the kernel's context, the message stays the plain one."""
+        failures: dict[str, BaseException] = {}
+
+        def call(fn: Callable[[], object]) -> None:
+            try:
+                fn()
+            except BaseException as exc:
+                failures[fn.__name__] = exc
+
+        def in_thread() -> None:
+            for fn in PREDICATES:
+                call(fn)
+
+        async with Kernel(nr_cpus=2, hz=250):
+            thread = threading.Thread(target=in_thread, name="poller")
+            thread.start()
+            thread.join()  # the predicates never wait for the loop
+            token = _current.set(None)
+            try:
+                with pytest.raises(NoKernelError) as info:
+                    in_task()
+            finally:
+                _current.reset(token)
+        assert sorted(failures) == sorted(fn.__name__ for fn in PREDICATES)
+        for exc in failures.values():
+            assert isinstance(exc, NoKernelError)
+            assert "this is a foreign thread ('poller')" in str(exc)
+            assert "Kernel.raise_irq_threadsafe(irq)" in str(exc)
+        assert "foreign" not in str(info.value)
+
+    async def test_named_api_wording(self) -> None:
+        """no_kernel_error(api) names the API first, then gives the same explanation."""
+        async with Kernel(nr_cpus=2, hz=250):
+            result: list[NoKernelError] = []
+            thread = threading.Thread(target=lambda: result.append(no_kernel_error("msleep()")))
+            thread.start()
+            thread.join()
+        assert str(result[0]).startswith(
+            "msleep() needs a running kdefer_async Kernel, and none is running in this context: "
+            "this is a foreign thread ("
+        )
+        assert str(no_kernel_error("msleep()")) == (
+            "msleep() needs a running kdefer_async Kernel, and none is running in this context: "
+            "call kernel APIs inside `async with Kernel():` or from kdefer_async.run()"
+        )
 
 
 class TestNmi:
