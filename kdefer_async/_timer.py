@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._check import bad_type, bad_value, check_callback, check_instance, check_int
 from ._consts import (
     HARDIRQ_MASK,
     HARDIRQ_OFFSET,
@@ -42,10 +43,11 @@ from ._consts import (
     TIMER_IRQSAFE,
     TIMER_PINNED,
     TIMER_SOFTIRQ,
+    ULONG_MASK,
 )
 from ._context import TaskStruct, _cur, _current
 from ._printk import symbol_name, warn, warn_once
-from ._softirq import check_atomic_callable, panic_in_interrupt, run_atomic_result
+from ._softirq import panic_in_interrupt, run_atomic_result
 
 if TYPE_CHECKING:
     from ._cpu import CPU
@@ -140,6 +142,9 @@ class TimerList:
     )
 
     def __init__(self, callback: Callable[[Any], object] | None = None, flags: int = 0) -> None:
+        if callback is not None or flags != 0:
+            _check_callback(callback, "TimerList")
+            flags = _check_flags(flags, "TimerList")
         self.expires = 0  # A
         self.function: Callable[[Any], object] | None = None  # A
         self.flags = 0  # A
@@ -148,7 +153,7 @@ class TimerList:
         self._bexp = 0  # A: the bucket's expiry while pending
         self._dead = False  # A: timer_shutdown*() was called
         if callback is not None:
-            timer_setup(self, callback, flags)
+            _setup(self, callback, flags)
 
     def __repr__(self) -> str:
         fn = symbol_name(self.function) if self.function else None
@@ -219,24 +224,54 @@ def _detach(t: TimerList) -> None:
             base.recalc()
 
 
-def _check_timer(t: object) -> TimerList:
-    if not isinstance(t, TimerList):
-        raise TypeError(f"expected a TimerList, not {type(t).__name__}")
-    return t
+def _check_timer(t: object, func: str, param: str = "timer") -> TimerList:
+    """*t* if it is a :class:`TimerList` (the cheap exact-type test first)."""
+    if type(t) is TimerList:
+        return t
+    return check_instance(t, TimerList, func, param)
 
 
-def _check_expires(expires: object) -> int:
-    if isinstance(expires, bool) or not isinstance(expires, int):
-        raise TypeError(f"expires must be an int (jiffies), not {type(expires).__name__}")
-    return expires
+_JIFFIES = f"a jiffies value from 0 to {ULONG_MASK}"
 
 
-def _mod_timer(t: TimerList, expires: int, *, pending_only: bool, reduce: bool = False) -> int:
+def _check_expires(expires: object, func: str, param: str = "expires") -> int:
+    """*expires* if it is a jiffies value: an ``unsigned long``, never negative or wrapped."""
+    if type(expires) is int and not expires >> 64:
+        return expires  # the common case, without a call
+    return check_int(expires, func, param, lo=0, hi=ULONG_MASK, expected=_JIFFIES)
+
+
+def _check_callback(callback: object, func: str) -> None:
+    check_callback(
+        callback,
+        func,
+        "callback",
+        shape="callback(timer)",
+        nargs=1,
+        kind="atomic",
+        what="a timer callback",
+    )
+
+
+def _check_flags(flags: object, func: str) -> int:
+    """*flags* if it is an ``unsigned int``; which bits are valid is the WARN of timer_setup."""
+    return check_int(
+        flags, func, "flags", lo=0, hi=0xFFFFFFFF, expected="timer flags (an unsigned int)"
+    )
+
+
+def _uninitialised(t: TimerList, func: str) -> ValueError:
+    return bad_value(func, "timer", "a TimerList set up by timer_setup()", t)
+
+
+def _mod_timer(
+    t: TimerList, expires: int, func: str, *, pending_only: bool, reduce: bool = False
+) -> int:
     task = _cur()
     if t._dead:
         return 0
     if t.function is None:
-        raise ValueError(f"{t!r} was never initialised (timer_setup)")
+        raise _uninitialised(t, func)
     kernel = task.kernel
     now = kernel.get_jiffies()
     if t._bucket is not None:
@@ -273,17 +308,22 @@ def timer_setup(timer: TimerList, callback: Callable[[Any], object], flags: int)
     a kernel WARN and are masked off.
 
     Raises:
-        TypeError: *callback* is not callable or is ``async def``.
+        TypeError: *timer* is not a :class:`TimerList`; *callback* is not callable, is
+            ``async def`` or cannot be called as ``callback(timer)``; *flags* is not an int.
+        ValueError: *flags* does not fit the ``unsigned int`` it is in C.
 
     Context:
         Any context.
 
     .. versionadded:: 0.1
     """
-    _check_timer(timer)
-    check_atomic_callable(callback, "a timer callback")
-    if not isinstance(flags, int):
-        raise TypeError(f"flags must be an int, not {type(flags).__name__}")
+    _check_timer(timer, "timer_setup")
+    _check_callback(callback, "timer_setup")
+    _setup(timer, callback, _check_flags(flags, "timer_setup"))
+
+
+def _setup(timer: TimerList, callback: Callable[[Any], object], flags: int) -> None:
+    """``do_init_timer``, once the arguments are checked."""
     if flags & ~TIMER_INIT_FLAGS:
         # WARN_ON_ONCE() in do_init_timer(): once per boot, whichever timer it was
         warn_once("timer_setup: flags", "timer_setup: invalid flags %#x\n", flags)
@@ -301,9 +341,16 @@ def DEFINE_TIMER(callback: Callable[[Any], object]) -> TimerList:
     """
     Return a timer set up with *callback* and no flags.
 
+    Raises:
+        TypeError: *callback* is not a function callable as ``callback(timer)`` in softirq
+            context (``None`` included: the timer is defined to run something).
+
     .. versionadded:: 0.1
     """
-    return TimerList(callback, 0)
+    _check_callback(callback, "DEFINE_TIMER")
+    timer = TimerList()
+    _setup(timer, callback, 0)
+    return timer
 
 
 def mod_timer(timer: TimerList, expires: int) -> int:
@@ -314,23 +361,35 @@ def mod_timer(timer: TimerList, expires: int) -> int:
         1 if *timer* was pending (now modified, or unchanged for the same expiry); 0 if it was
         inactive (now started) or shut down (then nothing happens).
 
+    Raises:
+        TypeError: *timer* is not a :class:`TimerList`, or *expires* is not an int.
+        ValueError: *expires* is not a jiffies value (an ``unsigned long``: 0 to 2**64 - 1),
+            or *timer* was never set up.
+
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
     # The fast path (an inactive, set-up timer and an int expiry) is written out inline;
-    # everything else, errors included, goes through _mod_timer.
+    # everything else, errors included, goes through _mod_timer. (``expires >> 64`` is
+    # nonzero for a negative expiry and for one past ULONG_MAX.)
     task = _current.get()
     if (
         task is None
         or type(expires) is not int
+        or expires >> 64
         or not isinstance(timer, TimerList)
         or timer._bucket is not None
         or timer._dead
         or timer.function is None
     ):
-        return _mod_timer(_check_timer(timer), _check_expires(expires), pending_only=False)
+        return _mod_timer(
+            _check_timer(timer, "mod_timer"),
+            _check_expires(expires, "mod_timer"),
+            "mod_timer",
+            pending_only=False,
+        )
     kernel = task.kernel
     cpu = kernel.cpus[task.cpu]
     base = cpu.def_base if timer.flags & TIMER_DEFERRABLE else cpu.std_base
@@ -348,57 +407,96 @@ def mod_timer_pending(timer: TimerList, expires: int) -> int:
     Returns:
         1 if it was pending and is modified, else 0.
 
+    Raises:
+        TypeError, ValueError: as :func:`mod_timer`.
+
     .. versionadded:: 0.1
     """
-    return _mod_timer(_check_timer(timer), _check_expires(expires), pending_only=True)
+    return _mod_timer(
+        _check_timer(timer, "mod_timer_pending"),
+        _check_expires(expires, "mod_timer_pending"),
+        "mod_timer_pending",
+        pending_only=True,
+    )
 
 
 def timer_reduce(timer: TimerList, expires: int) -> int:
     """
     Like :func:`mod_timer`, but only ever moves a pending timer earlier.
 
+    Raises:
+        TypeError, ValueError: as :func:`mod_timer`.
+
     .. versionadded:: 0.1
     """
-    return _mod_timer(_check_timer(timer), _check_expires(expires), pending_only=False, reduce=True)
+    return _mod_timer(
+        _check_timer(timer, "timer_reduce"),
+        _check_expires(expires, "timer_reduce"),
+        "timer_reduce",
+        pending_only=False,
+        reduce=True,
+    )
+
+
+def _check_add(timer: object, func: str) -> TimerList:
+    """The checks of the add_timer family: a set-up (or shut down) timer whose ``expires``
+    is a jiffies value."""
+    t = _check_timer(timer, func)
+    _check_expires(t.expires, func, "timer.expires")
+    if t.function is None and not t._dead:
+        raise _uninitialised(t, func)
+    return t
 
 
 def add_timer(timer: TimerList) -> None:
     """
     Start an inactive *timer* at ``timer.expires``. On a pending timer: a WARN, nothing else.
 
+    Raises:
+        TypeError: *timer* is not a :class:`TimerList`, or ``timer.expires`` is not an int.
+        ValueError: ``timer.expires`` is not a jiffies value, or *timer* was never set up.
+
     .. versionadded:: 0.1
     """
-    _check_timer(timer)
+    _check_add(timer, "add_timer")
     if timer._bucket is not None:
         warn_once("add_timer")  # WARN_ON_ONCE: once per boot for this call site
         return
-    _mod_timer(timer, _check_expires(timer.expires), pending_only=False)
+    _mod_timer(timer, timer.expires, "add_timer", pending_only=False)
 
 
 def add_timer_local(timer: TimerList) -> None:
     """
     Start *timer* pinned to this CPU (``TIMER_PINNED`` set).
 
+    Raises:
+        TypeError, ValueError: as :func:`add_timer`, before the flags change.
+
     .. versionadded:: 0.1
     """
-    if _check_timer(timer)._bucket is not None:
+    _check_add(timer, "add_timer_local")
+    if timer._bucket is not None:
         warn_once("add_timer_local")  # before touching the flags of a pending timer
         return
     timer.flags |= TIMER_PINNED
-    _mod_timer(timer, _check_expires(timer.expires), pending_only=False)
+    _mod_timer(timer, timer.expires, "add_timer_local", pending_only=False)
 
 
 def add_timer_global(timer: TimerList) -> None:
     """
     Start *timer* without ``TIMER_PINNED``.
 
+    Raises:
+        TypeError, ValueError: as :func:`add_timer`, before the flags change.
+
     .. versionadded:: 0.1
     """
-    if _check_timer(timer)._bucket is not None:
+    _check_add(timer, "add_timer_global")
+    if timer._bucket is not None:
         warn_once("add_timer_global")  # before touching the flags of a pending timer
         return
     timer.flags &= ~TIMER_PINNED
-    _mod_timer(timer, _check_expires(timer.expires), pending_only=False)
+    _mod_timer(timer, timer.expires, "add_timer_global", pending_only=False)
 
 
 def add_timer_on(timer: TimerList, cpu: int) -> None:
@@ -406,35 +504,39 @@ def add_timer_on(timer: TimerList, cpu: int) -> None:
     Start *timer* pinned on CPU *cpu*.
 
     Raises:
-        ValueError: *cpu* is out of range.
+        TypeError: *timer* is not a :class:`TimerList`; *cpu* or ``timer.expires`` is not an
+            int.
+        ValueError: *cpu* is not a CPU of this kernel; ``timer.expires`` is not a jiffies
+            value; *timer* was never set up.
 
     .. versionadded:: 0.1
     """
-    _check_timer(timer)
+    _check_add(timer, "add_timer_on")
     task = _cur()
     kernel = task.kernel
-    nr = kernel._check_cpu(cpu)
+    last = kernel.nr_cpus - 1
+    nr = check_int(cpu, "add_timer_on", "cpu", lo=0, hi=last, expected=f"a CPU from 0 to {last}")
     if timer._bucket is not None:
         warn_once("add_timer_on")
         return
     if timer._dead:
         return
-    if timer.function is None:
-        raise ValueError(f"{timer!r} was never initialised (timer_setup)")
-    expires = _check_expires(timer.expires)
     timer.flags = (timer.flags & ~TIMER_CPUMASK) | TIMER_PINNED | nr
     c = kernel.cpus[nr]
     base = c.def_base if timer.flags & TIMER_DEFERRABLE else c.std_base
-    _enqueue(base, timer, expires, kernel.get_jiffies())
+    _enqueue(base, timer, timer.expires, kernel.get_jiffies())
 
 
 def timer_pending(timer: TimerList) -> bool:
     """
     True while *timer* is armed (false while its callback runs, unless re-armed).
 
+    Raises:
+        TypeError: *timer* is not a :class:`TimerList`.
+
     .. versionadded:: 0.1
     """
-    return _check_timer(timer)._bucket is not None
+    return _check_timer(timer, "timer_pending")._bucket is not None
 
 
 def timer_delete(timer: TimerList) -> int:
@@ -444,11 +546,16 @@ def timer_delete(timer: TimerList) -> int:
     Returns:
         1 if it was pending, else 0.
 
+    Raises:
+        TypeError: *timer* is not a :class:`TimerList`.
+
     .. versionadded:: 0.1
     """
-    bucket = getattr(timer, "_bucket", None) if type(timer) is not TimerList else timer._bucket
+    if type(timer) is TimerList:
+        bucket = timer._bucket
+    else:
+        bucket = _check_timer(timer, "timer_delete")._bucket
     if bucket is None:
-        _check_timer(timer)
         return 0
     del bucket[timer]  # _detach(), inline
     timer._bucket = None
@@ -461,7 +568,8 @@ def timer_delete(timer: TimerList) -> int:
     return 1
 
 
-def _delete_sync(timer: TimerList, what: str) -> int:
+def _delete_sync(timer: object, what: str) -> int:
+    timer = _check_timer(timer, what)
     task = _cur()
     if task.preempt_count & HARDIRQ_MASK and not timer.flags & TIMER_IRQSAFE:
         warn()
@@ -484,27 +592,41 @@ def timer_delete_sync(timer: TimerList) -> int:
     Returns:
         1 if it was pending, else 0.
 
+    Raises:
+        TypeError: *timer* is not a :class:`TimerList`.
+
     .. versionadded:: 0.1
     """
-    return _delete_sync(_check_timer(timer), "timer_delete_sync")
+    return _delete_sync(timer, "timer_delete_sync")
 
 
 def del_timer(timer: TimerList) -> int:
     """
     The pre-6.2 name of :func:`timer_delete`.
 
+    Raises:
+        TypeError: *timer* is not a :class:`TimerList`.
+
     .. versionadded:: 0.1
     """
-    return timer_delete(timer)
+    try:
+        return timer_delete(timer)
+    except TypeError:
+        if not isinstance(timer, TimerList):
+            raise bad_type("del_timer", "timer", "a TimerList", timer) from None
+        raise
 
 
 def del_timer_sync(timer: TimerList) -> int:
     """
     The pre-6.2 name of :func:`timer_delete_sync`.
 
+    Raises:
+        TypeError: *timer* is not a :class:`TimerList`.
+
     .. versionadded:: 0.1
     """
-    return _delete_sync(_check_timer(timer), "del_timer_sync")
+    return _delete_sync(timer, "del_timer_sync")
 
 
 def timer_shutdown(timer: TimerList) -> int:
@@ -514,9 +636,12 @@ def timer_shutdown(timer: TimerList) -> int:
     Returns:
         1 if it was pending.
 
+    Raises:
+        TypeError: *timer* is not a :class:`TimerList`.
+
     .. versionadded:: 0.1
     """
-    ret = timer_delete(timer)
+    ret = timer_delete(_check_timer(timer, "timer_shutdown"))
     timer._dead = True
     timer.function = None
     return ret
@@ -529,9 +654,12 @@ def timer_shutdown_sync(timer: TimerList) -> int:
     Returns:
         1 if it was pending.
 
+    Raises:
+        TypeError: *timer* is not a :class:`TimerList`.
+
     .. versionadded:: 0.1
     """
-    ret = _delete_sync(_check_timer(timer), "timer_shutdown_sync")
+    ret = _delete_sync(timer, "timer_shutdown_sync")
     timer._dead = True
     timer.function = None
     return ret

@@ -984,6 +984,187 @@ class TestBadInput:
         assert not timer_pending(t)
 
 
+ULONG_MAX = 2**64 - 1
+
+
+def _tick(timer: TimerList) -> None:
+    """A well-formed timer callback."""
+
+
+class TestArguments:
+    def test_define_timer_needs_a_callback(self) -> None:
+        """DEFINE_TIMER(None) is a TypeError: the timer is defined to run something."""
+        with pytest.raises(
+            TypeError,
+            match=r"^DEFINE_TIMER\(\) expects a function callable as callback\(timer\) for "
+            r"'callback', got NoneType$",
+        ):
+            DEFINE_TIMER(None)  # type: ignore[arg-type]
+
+    def test_callback_arity_is_checked_at_construction(self) -> None:
+        """TimerList(lambda: 0) is a TypeError at construction showing callback(timer)."""
+        with pytest.raises(
+            TypeError,
+            match=r"^TimerList\(\) expects a function callable as callback\(timer\) for "
+            r"'callback', but <lambda>\(\) cannot be called with 1 positional argument$",
+        ):
+            TimerList(lambda: 0)  # type: ignore[arg-type,misc]
+        with pytest.raises(
+            TypeError,
+            match=r"^TimerList\(\) expects a function callable as callback\(timer\) for "
+            r"'callback', got NoneType$",
+        ):
+            TimerList(None, TIMER_DEFERRABLE)
+
+    async def test_timer_setup_checks_before_changing_the_timer(self) -> None:
+        """A rejected timer_setup leaves a pending timer armed, with its function and flags."""
+        async with Kernel(nr_cpus=1, hz=250):
+            t = TimerList(_tick, TIMER_DEFERRABLE)
+            mod_timer(t, kdefer_async.jiffies + 10)
+            expires = t.expires
+            cases: list[tuple[type[Exception], str, Callable[[], object]]] = [
+                (
+                    TypeError,
+                    r"^timer_setup\(\) expects a function callable as callback\(timer\) for "
+                    r"'callback', but <lambda>\(a, b\) cannot be called with 1 positional "
+                    r"argument$",
+                    lambda: timer_setup(t, lambda a, b: 0, 0),  # type: ignore[arg-type,misc]
+                ),
+                (
+                    ValueError,
+                    r"^timer_setup\(\) expects timer flags \(an unsigned int\) for 'flags', "
+                    r"got -1$",
+                    lambda: timer_setup(t, _tick, -1),
+                ),
+                (
+                    ValueError,
+                    r"^timer_setup\(\) expects timer flags \(an unsigned int\) for 'flags', "
+                    rf"got {2**32}$",
+                    lambda: timer_setup(t, _tick, 2**32),
+                ),
+                (
+                    TypeError,
+                    r"^timer_setup\(\) expects an int for 'flags', got bool$",
+                    lambda: timer_setup(t, _tick, True),
+                ),
+                (
+                    TypeError,
+                    r"^timer_setup\(\) expects a TimerList for 'timer', got NoneType$",
+                    lambda: timer_setup(None, _tick, 0),  # type: ignore[arg-type]
+                ),
+            ]
+            for exc, message, call in cases:
+                with pytest.raises(exc, match=message):
+                    call()
+            assert (t.function, t.flags, t.expires) == (_tick, TIMER_DEFERRABLE, expires)
+            assert timer_pending(t)
+            assert warnings(current_kernel()) == []
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "mod_timer",
+            "mod_timer_pending",
+            "timer_reduce",
+            "add_timer",
+            "add_timer_local",
+            "add_timer_global",
+            "add_timer_on",
+            "timer_pending",
+            "timer_delete",
+            "del_timer",
+            "timer_delete_sync",
+            "del_timer_sync",
+            "timer_shutdown",
+            "timer_shutdown_sync",
+        ],
+    )
+    async def test_every_timer_api_names_itself(self, name: str) -> None:
+        """Each timer API rejects None with a TypeError naming itself and 'timer'."""
+        extra = {"mod_timer": (5,), "mod_timer_pending": (5,), "timer_reduce": (5,)}
+        extra["add_timer_on"] = (0,)
+        call = getattr(kdefer_async, name)
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            with pytest.raises(
+                TypeError, match=rf"^{name}\(\) expects a TimerList for 'timer', got NoneType$"
+            ):
+                call(None, *extra.get(name, ()))
+            assert warnings(k) == []
+
+    @pytest.mark.parametrize(
+        ("expires", "exc", "shown"),
+        [
+            (-1, ValueError, "-1"),
+            (2**64, ValueError, str(2**64)),
+            (1.5, TypeError, "float"),
+            (True, TypeError, "bool"),
+        ],
+    )
+    async def test_expires_is_a_jiffies_value(
+        self, expires: object, exc: type[Exception], shown: str
+    ) -> None:
+        """mod_timer(t, -1) is a ValueError (an unsigned long), not a timer that fires now."""
+        expected = rf"a jiffies value from 0 to {ULONG_MAX}" if exc is ValueError else "an int"
+        async with Kernel(nr_cpus=1, hz=250):
+            idle = TimerList(_tick)
+            armed = TimerList(_tick)
+            mod_timer(armed, kdefer_async.jiffies + 100)
+            due = armed.expires
+            for fn, t in (
+                (mod_timer, idle),
+                (mod_timer, armed),
+                (mod_timer_pending, armed),
+                (timer_reduce, armed),
+            ):
+                with pytest.raises(
+                    exc, match=rf"^{fn.__name__}\(\) expects {expected} for 'expires', got {shown}$"
+                ):
+                    fn(t, expires)  # type: ignore[arg-type]
+            assert not timer_pending(idle)
+            assert timer_pending(armed)
+            assert armed.expires == due
+
+    async def test_add_timer_checks_before_changing_the_flags(self) -> None:
+        """add_timer_local/global reject a bad timer.expires or an unset timer, flags untouched."""
+        async with Kernel(nr_cpus=2, hz=250):
+            t = TimerList(_tick)
+            t.expires = "soon"  # type: ignore[assignment]
+            for fn in (add_timer_local, add_timer_global, add_timer):
+                with pytest.raises(
+                    TypeError,
+                    match=rf"^{fn.__name__}\(\) expects an int for 'timer.expires', got str$",
+                ):
+                    fn(t)
+            bare = TimerList()
+            bare.flags = TIMER_PINNED
+            bare.expires = kdefer_async.jiffies + 5
+            with pytest.raises(
+                ValueError,
+                match=r"^add_timer_global\(\) expects a TimerList set up by timer_setup\(\) "
+                r"for 'timer', got <TimerList None expires=\d+ inactive>$",
+            ):
+                add_timer_global(bare)
+            assert (t.flags, bare.flags) == (0, TIMER_PINNED)
+            assert not timer_pending(t)
+            assert not timer_pending(bare)
+
+    async def test_add_timer_on_checks_the_cpu(self) -> None:
+        """add_timer_on(t, 2) on a two-CPU kernel is a ValueError naming the CPU range."""
+        async with Kernel(nr_cpus=2, hz=250):
+            t = TimerList(_tick)
+            t.expires = kdefer_async.jiffies + 5
+            with pytest.raises(
+                ValueError, match=r"^add_timer_on\(\) expects a CPU from 0 to 1 for 'cpu', got 2$"
+            ):
+                add_timer_on(t, 2)
+            with pytest.raises(
+                TypeError, match=r"^add_timer_on\(\) expects an int for 'cpu', got bool$"
+            ):
+                add_timer_on(t, False)
+            assert not timer_pending(t)
+            assert t.flags == 0
+
+
 # -- the wheel against a reference model ------------------------------------------------------
 
 N_TIMERS = 3
