@@ -24,7 +24,9 @@ from typing import Any
 
 import anyio
 
+from ._check import bad_value, check_instance, check_int
 from ._consts import (
+    LONG_MAX,
     MAX_SCHEDULE_TIMEOUT,
     SIGKILL,
     TASK_INTERRUPTIBLE,
@@ -36,7 +38,7 @@ from ._consts import (
 from ._context import TaskStruct, _cur
 from ._exceptions import KernelBug
 from ._printk import dump_stack, log_text
-from ._sleeping import sleeping
+from ._sleeping import sleeping_checked
 from ._time import hz_jiffies_to_msecs, hz_msecs_to_jiffies
 from ._timer import TimerList, _detach, _enqueue
 
@@ -63,15 +65,83 @@ __all__ = [
 ]
 
 
+#: The C types' limits, for the range checks.
+INT_MIN = -(1 << 31)
+INT_MAX = (1 << 31) - 1
+UINT_MAX = (1 << 32) - 1
+LONG_MIN = -(1 << 63)
+ULONG_MAX = (1 << 64) - 1
+#: ``_NSIG``: signals are numbered 1 to 64.
+_NSIG = 64
+_STATES = (TASK_RUNNING, TASK_INTERRUPTIBLE, TASK_UNINTERRUPTIBLE)
+
+
+def _task(task: object, func: str, param: str = "task") -> TaskStruct:
+    """*task* if it is a :class:`TaskStruct` (the cheap exact-type test first)."""
+    if type(task) is TaskStruct:
+        return task
+    return check_instance(task, TaskStruct, func, param, "a task (from current() or kthread_run)")
+
+
+def _check_sig(sig: object, func: str) -> int:
+    return check_int(
+        sig, func, "sig", lo=1, hi=_NSIG, expected=f"a signal number from 1 to {_NSIG}"
+    )
+
+
+def _check_uint(value: object, func: str, param: str) -> int:
+    """*value* if it fits the ``unsigned int`` it is in C (no silent wrap of a negative)."""
+    if type(value) is int and 0 <= value <= UINT_MAX:
+        return value
+    return check_int(
+        value, func, param, lo=0, hi=UINT_MAX, expected=f"an unsigned int (0 to {UINT_MAX})"
+    )
+
+
+def _check_ulong(value: object, func: str, param: str) -> int:
+    """*value* if it fits the ``unsigned long`` it is in C."""
+    if type(value) is int and 0 <= value <= ULONG_MAX:
+        return value
+    return check_int(
+        value, func, param, lo=0, hi=ULONG_MAX, expected=f"an unsigned long (0 to {ULONG_MAX})"
+    )
+
+
+def _check_timeout(value: object, func: str, param: str = "timeout") -> int:
+    """*value* if it fits the ``signed long`` of a timeout in jiffies (negative: see
+    :func:`schedule_timeout`)."""
+    if type(value) is int and LONG_MIN <= value <= LONG_MAX:
+        return value
+    return check_int(
+        value,
+        func,
+        param,
+        lo=LONG_MIN,
+        hi=LONG_MAX,
+        expected=f"a number of jiffies (a long: {LONG_MIN} to {LONG_MAX})",
+    )
+
+
 def set_current_state(state: int) -> None:
     """
     Set the running task's state (``TASK_RUNNING``, ``TASK_INTERRUPTIBLE``,
     ``TASK_UNINTERRUPTIBLE``) before a ``schedule()``/``schedule_timeout()``.
 
+    Raises:
+        TypeError: *state* is not an int.
+        ValueError: *state* is not one of those three states (the only ones this kernel
+            sleeps in).
+
     .. versionadded:: 0.1
     """
-    if not isinstance(state, int):
-        raise TypeError(f"state must be an int, not {type(state).__name__}")
+    if state not in _STATES or type(state) is not int:
+        check_int(state, "set_current_state", "state")
+        raise bad_value(
+            "set_current_state",
+            "state",
+            "TASK_RUNNING, TASK_INTERRUPTIBLE or TASK_UNINTERRUPTIBLE",
+            state,
+        )
     _cur().state = state
 
 
@@ -93,15 +163,15 @@ def wake_up_process(task: TaskStruct) -> int:
     Returns:
         1 if it was woken, 0 if it was already running.
 
+    Raises:
+        TypeError: *task* is not a task.
+
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    if not isinstance(task, TaskStruct):
-        raise TypeError(
-            f"expected a task (from current() or kthread_run), not {type(task).__name__}"
-        )
+    _task(task, "wake_up_process")
     start = task.kernel._kthread_starts.pop(task, None)
     if start is not None:
         start()
@@ -117,9 +187,12 @@ def signal_pending(task: TaskStruct) -> bool:
     """
     True if *task* has a signal pending (one it does not ignore).
 
+    Raises:
+        TypeError: *task* is not a task.
+
     .. versionadded:: 0.1
     """
-    return bool(_deliverable(task))
+    return bool(_deliverable(_task(task, "signal_pending")))
 
 
 def send_sig(sig: int, task: TaskStruct, priv: int) -> int:
@@ -132,12 +205,14 @@ def send_sig(sig: int, task: TaskStruct, priv: int) -> int:
         0 (the kernel's success value).
 
     Raises:
-        ValueError: *sig* is not a signal number (1 to 64).
+        TypeError: *sig* or *priv* is not an int, or *task* is not a task.
+        ValueError: *sig* is not a signal number (1 to 64), or *priv* does not fit an ``int``.
 
     .. versionadded:: 0.1
     """
-    if isinstance(sig, bool) or not isinstance(sig, int) or not 1 <= sig <= 64:
-        raise ValueError(f"invalid signal number {sig!r}")
+    _check_sig(sig, "send_sig")
+    _task(task, "send_sig")
+    check_int(priv, "send_sig", "priv", lo=INT_MIN, hi=INT_MAX)
     bit = 1 << sig
     if task.is_kthread and not task.allowed_signals & bit:
         return 0
@@ -153,12 +228,12 @@ def allow_signal(sig: int) -> None:
     Let the running kernel thread receive *sig* (kthreads ignore signals by default).
 
     Raises:
+        TypeError: *sig* is not an int.
         ValueError: *sig* is not a signal number (1 to 64).
 
     .. versionadded:: 0.1
     """
-    if isinstance(sig, bool) or not isinstance(sig, int) or not 1 <= sig <= 64:
-        raise ValueError(f"invalid signal number {sig!r}")
+    _check_sig(sig, "allow_signal")
     _cur().allowed_signals |= 1 << sig
 
 
@@ -167,12 +242,12 @@ def disallow_signal(sig: int) -> None:
     Ignore *sig* again in the running kernel thread (a pending *sig* is discarded).
 
     Raises:
+        TypeError: *sig* is not an int.
         ValueError: *sig* is not a signal number (1 to 64).
 
     .. versionadded:: 0.1
     """
-    if isinstance(sig, bool) or not isinstance(sig, int) or not 1 <= sig <= 64:
-        raise ValueError(f"invalid signal number {sig!r}")
+    _check_sig(sig, "disallow_signal")
     task = _cur()
     task.allowed_signals &= ~(1 << sig)
     task.sigpending &= ~(1 << sig)
@@ -182,9 +257,12 @@ def flush_signals(task: TaskStruct) -> None:
     """
     Discard *task*'s pending signals.
 
+    Raises:
+        TypeError: *task* is not a task.
+
     .. versionadded:: 0.1
     """
-    task.sigpending = 0
+    _task(task, "flush_signals").sigpending = 0
 
 
 def kernel_dequeue_signal() -> int:
@@ -256,18 +334,13 @@ class _SleepTimer(TimerList):
     __slots__ = ("task",)
 
     def __init__(self, task: TaskStruct) -> None:
-        super().__init__(_process_timeout, 0)
+        super().__init__()
+        self.function = _process_timeout  # the kernel's own callback: no registration check
         self.task = task
 
 
 def _process_timeout(timer: _SleepTimer) -> None:
     wake_up_process(timer.task)
-
-
-def _check_jiffies(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int number of jiffies, not {type(value).__name__}")
-    return value
 
 
 async def _schedule_timeout(timeout: int) -> int:
@@ -311,53 +384,57 @@ def _disarm_sleep(timer: _SleepTimer) -> int:
     return left if left > 0 else 0
 
 
-@sleeping
+@sleeping_checked(lambda timeout: _check_timeout(timeout, "schedule_timeout"))
 async def schedule_timeout(timeout: int) -> int:
     """
     Sleep until *timeout* jiffies have passed or the task is woken, in the state set before.
 
     Without a prior :func:`set_current_state` the task is ``TASK_RUNNING`` and this returns at
     once with (about) the whole timeout left, as in the kernel: a classic driver bug.
-    ``MAX_SCHEDULE_TIMEOUT`` sleeps with no timer. A negative timeout is reported
-    (``schedule_timeout: wrong timeout value``) and returns 0.
+    ``MAX_SCHEDULE_TIMEOUT`` sleeps with no timer. A negative timeout (it is a ``signed long``)
+    is reported (``schedule_timeout: wrong timeout value``) and returns 0, as in the kernel.
 
     Returns:
         0 if the timeout elapsed, else the jiffies left.
+
+    Raises:
+        TypeError: *timeout* is not an int.
+        ValueError: *timeout* does not fit a ``long``.
 
     Context:
         Task context; may sleep. Always a checkpoint.
 
     .. versionadded:: 0.1
     """
-    return await _schedule_timeout(_check_jiffies("timeout", timeout))
+    return await _schedule_timeout(timeout)
 
 
-@sleeping
+@sleeping_checked(lambda timeout: _check_timeout(timeout, "schedule_timeout_interruptible"))
 async def schedule_timeout_interruptible(timeout: int) -> int:
     """
     :func:`schedule_timeout` in ``TASK_INTERRUPTIBLE``.
 
+    Raises:
+        TypeError, ValueError: as :func:`schedule_timeout`, before the state changes.
+
     .. versionadded:: 0.1
     """
     _cur().state = TASK_INTERRUPTIBLE
-    return await _schedule_timeout(_check_jiffies("timeout", timeout))
+    return await _schedule_timeout(timeout)
 
 
-@sleeping
+@sleeping_checked(lambda timeout: _check_timeout(timeout, "schedule_timeout_uninterruptible"))
 async def schedule_timeout_uninterruptible(timeout: int) -> int:
     """
     :func:`schedule_timeout` in ``TASK_UNINTERRUPTIBLE``.
 
+    Raises:
+        TypeError, ValueError: as :func:`schedule_timeout`, before the state changes.
+
     .. versionadded:: 0.1
     """
     _cur().state = TASK_UNINTERRUPTIBLE
-    return await _schedule_timeout(_check_jiffies("timeout", timeout))
-
-
-def _check_ms(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    return value
+    return await _schedule_timeout(timeout)
 
 
 async def _msleep(ms: int) -> None:
@@ -371,11 +448,18 @@ async def _msleep(ms: int) -> None:
         timeout = await _schedule_timeout(timeout)
 
 
-@sleeping
+@sleeping_checked(lambda ms: _check_uint(ms, "msleep", "ms"))
 async def msleep(ms: int) -> None:
     """
     Sleep at least *ms* milliseconds, uninterruptibly: ``msecs_to_jiffies(ms)`` jiffies on the
     wheel (so at HZ=250, ``msleep(5)`` takes 8 to 12 ms). ``msleep(0)`` does not sleep.
+
+    *ms* is an ``unsigned int``: from 2**31 up it is what ``msecs_to_jiffies()`` takes for a
+    negative ``int``, an "infinite" ``MAX_JIFFY_OFFSET`` sleep, as in the kernel.
+
+    Raises:
+        TypeError: *ms* is not an int.
+        ValueError: *ms* is negative or above ``UINT_MAX``.
 
     Context:
         Task context; may sleep. Always a checkpoint.
@@ -384,7 +468,7 @@ async def msleep(ms: int) -> None:
     """
     # (_msleep() and schedule_timeout() inline: no coroutine but this one per sleeping item)
     task = _cur()
-    timeout = hz_msecs_to_jiffies(task.kernel.hz, _check_ms("ms", ms))
+    timeout = hz_msecs_to_jiffies(task.kernel.hz, ms)
     if not timeout:
         await anyio.lowlevel.checkpoint()
         return
@@ -399,7 +483,7 @@ async def msleep(ms: int) -> None:
             timeout = _disarm_sleep(timer)
 
 
-@sleeping
+@sleeping_checked(lambda ms: _check_uint(ms, "msleep_interruptible", "ms"))
 async def msleep_interruptible(ms: int) -> int:
     """
     Sleep *ms* milliseconds unless a signal arrives first.
@@ -407,11 +491,14 @@ async def msleep_interruptible(ms: int) -> int:
     Returns:
         The milliseconds left (``jiffies_to_msecs`` of the remainder), 0 if it slept fully.
 
+    Raises:
+        TypeError, ValueError: as :func:`msleep`.
+
     .. versionadded:: 0.1
     """
     task = _cur()
     hz = task.kernel.hz
-    timeout = hz_msecs_to_jiffies(hz, _check_ms("ms", ms))
+    timeout = hz_msecs_to_jiffies(hz, ms)
     if not timeout:
         await anyio.lowlevel.checkpoint()
         return 0
@@ -423,28 +510,42 @@ async def msleep_interruptible(ms: int) -> int:
     return hz_jiffies_to_msecs(hz, timeout)
 
 
-@sleeping
+@sleeping_checked(lambda seconds: _check_uint(seconds, "ssleep", "seconds"))
 async def ssleep(seconds: int) -> None:
     """
     ``msleep(seconds * 1000)``.
 
+    *seconds* is an ``unsigned int``, and so is the product, as in the kernel's inline: past
+    4294967 seconds it wraps modulo 2**32.
+
+    Raises:
+        TypeError: *seconds* is not an int.
+        ValueError: *seconds* is negative or above ``UINT_MAX``.
+
     .. versionadded:: 0.1
     """
-    await _msleep(_check_ms("seconds", seconds) * 1000)
+    await _msleep(seconds * 1000)
 
 
-@sleeping
+def _check_usleep_range(lo: object, hi: object) -> None:
+    lo = _check_ulong(lo, "usleep_range", "lo")
+    hi = _check_ulong(hi, "usleep_range", "hi")
+    if hi < lo:
+        raise bad_value("usleep_range", "hi", f"a number of microseconds >= lo ({lo})", hi)
+
+
+@sleeping_checked(_check_usleep_range)
 async def usleep_range(lo: int, hi: int) -> None:
     """
     Sleep between *lo* and *hi* microseconds (an hrtimer in the kernel, not the wheel): never
     less than *lo*; the wake-up may be anywhere up to *hi*.
 
+    Raises:
+        TypeError: *lo* or *hi* is not an int.
+        ValueError: *lo* or *hi* does not fit an ``unsigned long``, or *hi* < *lo*.
+
     .. versionadded:: 0.1
     """
-    lo = _check_ms("lo", lo)
-    hi = _check_ms("hi", hi)
-    if lo < 0 or hi < lo:
-        raise ValueError(f"usleep_range({lo}, {hi}): need 0 <= lo <= hi")
     task = _cur()
     task.state = TASK_UNINTERRUPTIBLE
     deadline = anyio.current_time() + lo / 1_000_000
@@ -470,24 +571,36 @@ def mdelay(ms: int) -> None:
     """
     Busy-wait *ms* milliseconds of wall time: legal in atomic context, blocks the whole loop.
 
+    Raises:
+        TypeError: *ms* is not an int.
+        ValueError: *ms* does not fit an ``unsigned long``.
+
     .. versionadded:: 0.1
     """
-    _busy_wait(_check_ms("ms", ms) / 1000)
+    _busy_wait(_check_ulong(ms, "mdelay", "ms") / 1000)
 
 
 def udelay(us: int) -> None:
     """
     Busy-wait *us* microseconds of wall time: legal in atomic context.
 
+    Raises:
+        TypeError: *us* is not an int.
+        ValueError: *us* does not fit an ``unsigned long``.
+
     .. versionadded:: 0.1
     """
-    _busy_wait(_check_ms("us", us) / 1_000_000)
+    _busy_wait(_check_ulong(us, "udelay", "us") / 1_000_000)
 
 
 def ndelay(ns: int) -> None:
     """
     Busy-wait *ns* nanoseconds of wall time.
 
+    Raises:
+        TypeError: *ns* is not an int.
+        ValueError: *ns* does not fit an ``unsigned long``.
+
     .. versionadded:: 0.1
     """
-    _busy_wait(_check_ms("ns", ns) / 1_000_000_000)
+    _busy_wait(_check_ulong(ns, "ndelay", "ns") / 1_000_000_000)

@@ -21,11 +21,11 @@ the next waiter instead of being lost.
 
 from __future__ import annotations
 
-import inspect
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ._check import check_callback, check_instance, check_int, is_async_callable
 from ._consts import (
     ERESTARTSYS,
     MAX_SCHEDULE_TIMEOUT,
@@ -35,8 +35,16 @@ from ._consts import (
     TASK_UNINTERRUPTIBLE,
 )
 from ._context import TaskStruct, _cur
-from ._sched import _deliverable, _schedule_timeout, schedule, try_to_wake_up
-from ._sleeping import sleeping
+from ._printk import symbol_name
+from ._sched import (
+    INT_MAX,
+    _check_timeout,
+    _deliverable,
+    _schedule_timeout,
+    schedule,
+    try_to_wake_up,
+)
+from ._sleeping import sleeping_checked
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -106,22 +114,35 @@ def DECLARE_WAIT_QUEUE_HEAD() -> WaitQueueHead:
     return WaitQueueHead()
 
 
+def _wq(wq: object, func: str) -> WaitQueueHead:
+    """*wq* if it is a :class:`WaitQueueHead` (the cheap exact-type test first)."""
+    if type(wq) is WaitQueueHead:
+        return wq
+    return check_instance(wq, WaitQueueHead, func, "wq")
+
+
 def init_waitqueue_head(wq: WaitQueueHead) -> None:
     """
     (Re)initialise *wq* as an empty wait queue.
 
+    Raises:
+        TypeError: *wq* is not a :class:`WaitQueueHead`.
+
     .. versionadded:: 0.1
     """
-    wq._entries = deque()
+    _wq(wq, "init_waitqueue_head")._entries = deque()
 
 
 def waitqueue_active(wq: WaitQueueHead) -> bool:
     """
     True if someone waits on *wq*.
 
+    Raises:
+        TypeError: *wq* is not a :class:`WaitQueueHead`.
+
     .. versionadded:: 0.1
     """
-    return bool(wq._entries)
+    return bool(_wq(wq, "waitqueue_active")._entries)
 
 
 def _wake(wq: WaitQueueHead, mode: int, nr_exclusive: int) -> None:
@@ -132,24 +153,44 @@ def _wake(wq: WaitQueueHead, mode: int, nr_exclusive: int) -> None:
                 break
 
 
+# The wake_up family is a hot path: the wait queue is used first inside ``try`` (a wrong
+# object fails on ``._entries`` before anything is woken) and checked on the failure path only.
+
+
 def wake_up(wq: WaitQueueHead) -> None:
     """
     Wake all non-exclusive waiters of *wq* and one exclusive waiter.
+
+    Raises:
+        TypeError: *wq* is not a :class:`WaitQueueHead`.
 
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    _wake(wq, TASK_NORMAL, 1)
+    try:
+        _wake(wq, TASK_NORMAL, 1)
+    except AttributeError:
+        _wq(wq, "wake_up")
+        raise
 
 
 def wake_up_nr(wq: WaitQueueHead, nr: int) -> None:
     """
-    Wake all non-exclusive waiters and *nr* exclusive ones.
+    Wake all non-exclusive waiters and *nr* exclusive ones; *nr* 0 wakes them all.
+
+    Raises:
+        TypeError: *wq* is not a :class:`WaitQueueHead`, or *nr* is not an int.
+        ValueError: *nr* is negative or does not fit an ``int``.
+
+    Context:
+        Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
+    _wq(wq, "wake_up_nr")
+    check_int(nr, "wake_up_nr", "nr", lo=0, hi=INT_MAX)
     _wake(wq, TASK_NORMAL, nr)
 
 
@@ -157,44 +198,80 @@ def wake_up_all(wq: WaitQueueHead) -> None:
     """
     Wake every waiter of *wq*.
 
+    Raises:
+        TypeError: *wq* is not a :class:`WaitQueueHead`.
+
+    Context:
+        Any context; never sleeps.
+
     .. versionadded:: 0.1
     """
-    _wake(wq, TASK_NORMAL, 0)
+    try:
+        _wake(wq, TASK_NORMAL, 0)
+    except AttributeError:
+        _wq(wq, "wake_up_all")
+        raise
 
 
 def wake_up_interruptible(wq: WaitQueueHead) -> None:
     """
     Wake the ``TASK_INTERRUPTIBLE`` waiters of *wq* (one exclusive).
 
+    Raises:
+        TypeError: *wq* is not a :class:`WaitQueueHead`.
+
+    Context:
+        Any context; never sleeps.
+
     .. versionadded:: 0.1
     """
-    _wake(wq, TASK_INTERRUPTIBLE, 1)
+    try:
+        _wake(wq, TASK_INTERRUPTIBLE, 1)
+    except AttributeError:
+        _wq(wq, "wake_up_interruptible")
+        raise
 
 
 def wake_up_interruptible_all(wq: WaitQueueHead) -> None:
     """
     Wake every ``TASK_INTERRUPTIBLE`` waiter of *wq*.
 
+    Raises:
+        TypeError: *wq* is not a :class:`WaitQueueHead`.
+
+    Context:
+        Any context; never sleeps.
+
     .. versionadded:: 0.1
     """
-    _wake(wq, TASK_INTERRUPTIBLE, 0)
+    try:
+        _wake(wq, TASK_INTERRUPTIBLE, 0)
+    except AttributeError:
+        _wq(wq, "wake_up_interruptible_all")
+        raise
 
 
-def _check_cond(condition: object) -> Callable[[], object]:
-    if not callable(condition):
+def _check_cond(condition: object, func: str) -> None:
+    """A wait condition: a plain function of no arguments, evaluated in the waiting task between
+    ``set_current_state()`` and ``schedule()``, where it must not sleep."""
+    if callable(condition) and is_async_callable(condition):
         raise TypeError(
-            "condition must be a zero-argument callable (e.g. `lambda: done`), "
-            f"not {type(condition).__name__}"
+            f"{func}(): the condition is evaluated after the task state is set, where it must "
+            "not sleep, so it must be a plain function (e.g. `lambda: done`), but "
+            f"{symbol_name(condition)} is `async def`"
         )
-    if inspect.iscoroutinefunction(condition):
-        raise TypeError("condition must be a plain function: it is evaluated in the waker's loop")
-    return condition
+    check_callback(condition, func, "condition", shape="condition()", nargs=0, kind="any")
 
 
-def _check_timeout(timeout: object) -> int:
-    if isinstance(timeout, bool) or not isinstance(timeout, int):
-        raise TypeError(f"timeout must be an int number of jiffies, not {type(timeout).__name__}")
-    return timeout
+def _check_wait(wq: object, condition: object, func: str) -> None:
+    _wq(wq, func)
+    _check_cond(condition, func)
+
+
+def _check_wait_timeout(wq: object, condition: object, timeout: object, func: str) -> None:
+    _wq(wq, func)
+    _check_cond(condition, func)
+    _check_timeout(timeout, func)
 
 
 async def wait_event_common(
@@ -268,24 +345,27 @@ async def _checkpoint() -> None:
     await anyio.lowlevel.checkpoint()
 
 
-@sleeping
+@sleeping_checked(lambda wq, condition: _check_wait(wq, condition, "wait_event"))
 async def wait_event(wq: WaitQueueHead, condition: Callable[[], object]) -> None:
     """
     Sleep (uninterruptibly) until ``condition()`` is true, re-checking on every wake-up of *wq*.
+
+    Raises:
+        TypeError: *wq* is not a :class:`WaitQueueHead`, or *condition* is not a plain function
+            of no arguments (checked at the call, before any coroutine exists).
 
     Context:
         Task context; may sleep. Always a checkpoint.
 
     .. versionadded:: 0.1
     """
-    condition = _check_cond(condition)
     if condition():
         await _checkpoint()
         return
     await wait_event_common(wq, condition, TASK_UNINTERRUPTIBLE, None)
 
 
-@sleeping
+@sleeping_checked(lambda wq, condition: _check_wait(wq, condition, "wait_event_interruptible"))
 async def wait_event_interruptible(wq: WaitQueueHead, condition: Callable[[], object]) -> int:
     """
     Sleep until ``condition()`` is true or a signal arrives.
@@ -293,47 +373,62 @@ async def wait_event_interruptible(wq: WaitQueueHead, condition: Callable[[], ob
     Returns:
         0 when the condition holds, ``-ERESTARTSYS`` if interrupted by a signal.
 
+    Raises:
+        TypeError: as :func:`wait_event`.
+
     .. versionadded:: 0.1
     """
-    condition = _check_cond(condition)
     if condition():
         await _checkpoint()
         return 0
     return await wait_event_common(wq, condition, TASK_INTERRUPTIBLE, None)
 
 
-@sleeping
+@sleeping_checked(
+    lambda wq, condition, timeout: _check_wait_timeout(wq, condition, timeout, "wait_event_timeout")
+)
 async def wait_event_timeout(
     wq: WaitQueueHead, condition: Callable[[], object], timeout: int
 ) -> int:
     """
     Sleep until ``condition()`` is true or *timeout* jiffies have passed.
 
+    *timeout* is a ``long``: a negative one is what ``schedule_timeout()`` reports as a wrong
+    timeout value, and the wait then returns 0 at once (or the timeout itself if the
+    condition already holds), as in the kernel.
+
     Returns:
         0 if the condition is false after the timeout; 1 if it became true only at the timeout;
         otherwise the jiffies left (at least 1).
 
+    Raises:
+        TypeError: as :func:`wait_event`, or *timeout* is not an int.
+        ValueError: *timeout* does not fit a ``long``.
+
     .. versionadded:: 0.1
     """
-    condition = _check_cond(condition)
-    timeout = _check_timeout(timeout)
     if condition():
         await _checkpoint()
         return timeout or 1
     return await wait_event_common(wq, condition, TASK_UNINTERRUPTIBLE, timeout)
 
 
-@sleeping
+@sleeping_checked(
+    lambda wq, condition, timeout: _check_wait_timeout(
+        wq, condition, timeout, "wait_event_interruptible_timeout"
+    )
+)
 async def wait_event_interruptible_timeout(
     wq: WaitQueueHead, condition: Callable[[], object], timeout: int
 ) -> int:
     """
     :func:`wait_event_timeout`, interruptible: ``-ERESTARTSYS`` if a signal arrives first.
 
+    Raises:
+        TypeError, ValueError: as :func:`wait_event_timeout`.
+
     .. versionadded:: 0.1
     """
-    condition = _check_cond(condition)
-    timeout = _check_timeout(timeout)
     if condition():
         await _checkpoint()
         return timeout or 1
@@ -401,12 +496,23 @@ def DECLARE_COMPLETION() -> Completion:
     return Completion()
 
 
+def _completion(c: object, func: str) -> Completion:
+    """*c* if it is a :class:`Completion` (the cheap exact-type test first)."""
+    if type(c) is Completion:
+        return c
+    return check_instance(c, Completion, func, "c")
+
+
 def init_completion(c: Completion) -> None:
     """
     (Re)initialise *c*: not done, no waiters.
 
+    Raises:
+        TypeError: *c* is not a :class:`Completion`.
+
     .. versionadded:: 0.1
     """
+    _completion(c, "init_completion")
     c.done = 0
     c.wait = WaitQueueHead()
 
@@ -415,20 +521,28 @@ def reinit_completion(c: Completion) -> None:
     """
     Reset *c* to not done (waiters are kept).
 
+    Raises:
+        TypeError: *c* is not a :class:`Completion`.
+
     .. versionadded:: 0.1
     """
-    c.done = 0
+    _completion(c, "reinit_completion").done = 0
 
 
 def complete(c: Completion) -> None:
     """
     Signal *c* once: wakes one waiter; counted if nobody waits yet.
 
+    Raises:
+        TypeError: *c* is not a :class:`Completion`.
+
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
+    if type(c) is not Completion:
+        _completion(c, "complete")
     if c.done != UINT_MAX:
         c.done += 1
     for entry in c.wait._entries:
@@ -440,9 +554,15 @@ def complete_all(c: Completion) -> None:
     """
     Signal *c* for good: wakes every waiter, and every later wait returns at once.
 
+    Raises:
+        TypeError: *c* is not a :class:`Completion`.
+
+    Context:
+        Any context; never sleeps.
+
     .. versionadded:: 0.1
     """
-    c.done = UINT_MAX
+    _completion(c, "complete_all").done = UINT_MAX
     _wake(c.wait, TASK_NORMAL, 0)
 
 
@@ -450,9 +570,12 @@ def completion_done(c: Completion) -> bool:
     """
     True if a wait on *c* would not sleep.
 
+    Raises:
+        TypeError: *c* is not a :class:`Completion`.
+
     .. versionadded:: 0.1
     """
-    return c.done != 0
+    return _completion(c, "completion_done").done != 0
 
 
 async def _wait_for_common(c: Completion, timeout: int, state: int) -> int:
@@ -488,33 +611,58 @@ async def _wait_for_common(c: Completion, timeout: int, state: int) -> int:
     return timeout or 1
 
 
-@sleeping
+@sleeping_checked(lambda c: _completion(c, "wait_for_completion"))
 async def wait_for_completion(c: Completion) -> None:
     """
     Sleep (uninterruptibly) until *c* is completed, consuming one completion.
+
+    Raises:
+        TypeError: *c* is not a :class:`Completion` (at the call, before any coroutine exists).
 
     .. versionadded:: 0.1
     """
     await _wait_for_common(c, MAX_SCHEDULE_TIMEOUT, TASK_UNINTERRUPTIBLE)
 
 
-@sleeping
+def _check_completion_timeout(c: object, timeout: object) -> None:
+    _completion(c, "wait_for_completion_timeout")
+    check_int(
+        timeout,
+        "wait_for_completion_timeout",
+        "timeout",
+        lo=0,
+        hi=MAX_SCHEDULE_TIMEOUT,
+        expected="a number of jiffies from 0 to MAX_SCHEDULE_TIMEOUT",
+    )
+
+
+@sleeping_checked(_check_completion_timeout)
 async def wait_for_completion_timeout(c: Completion, timeout: int) -> int:
     """
     Wait for *c* at most *timeout* jiffies.
 
+    *timeout* is an ``unsigned long`` handed to ``schedule_timeout()``, which takes a ``long``:
+    only 0 to ``MAX_SCHEDULE_TIMEOUT`` is a timeout there.
+
     Returns:
         0 on timeout, else the jiffies left (at least 1).
 
+    Raises:
+        TypeError: *c* is not a :class:`Completion`, or *timeout* is not an int.
+        ValueError: *timeout* is negative or above ``MAX_SCHEDULE_TIMEOUT``.
+
     .. versionadded:: 0.1
     """
-    return await _wait_for_common(c, _check_timeout(timeout), TASK_UNINTERRUPTIBLE)
+    return await _wait_for_common(c, timeout, TASK_UNINTERRUPTIBLE)
 
 
-@sleeping
+@sleeping_checked(lambda c: _completion(c, "wait_for_completion_interruptible"))
 async def wait_for_completion_interruptible(c: Completion) -> int:
     """
     Wait for *c* unless a signal arrives: 0, or ``-ERESTARTSYS``.
+
+    Raises:
+        TypeError: *c* is not a :class:`Completion`.
 
     .. versionadded:: 0.1
     """

@@ -23,6 +23,7 @@ from kdefer_async import (
     TASK_RUNNING,
     TASK_UNINTERRUPTIBLE,
     Kernel,
+    TaskStruct,
     allow_signal,
     complete,
     current,
@@ -31,8 +32,10 @@ from kdefer_async import (
     kernel_dequeue_signal,
     kthread_run,
     kthread_stop,
+    mdelay,
     msleep,
     msleep_interruptible,
+    ndelay,
     schedule_timeout,
     schedule_timeout_interruptible,
     schedule_timeout_uninterruptible,
@@ -40,6 +43,7 @@ from kdefer_async import (
     set_current_state,
     signal_pending,
     ssleep,
+    udelay,
     usleep_range,
     wait_event,
     wait_event_interruptible,
@@ -365,11 +369,24 @@ class TestSignals:
             assert not signal_pending(me)
             assert kernel_dequeue_signal() == 0
 
-    @pytest.mark.parametrize("sig", [0, 65, -2, True, 2.0, "SIGINT"])
-    async def test_send_sig_invalid_signal(self, sig: object) -> None:
-        """send_sig with something that is not a signal number 1..64 is a ValueError."""
+    @pytest.mark.parametrize("sig", [0, 65, -2])
+    async def test_send_sig_invalid_signal(self, sig: int) -> None:
+        """send_sig with an int that is not a signal number 1..64 is a ValueError."""
         async with Kernel(nr_cpus=2, hz=250):
-            with pytest.raises(ValueError):
+            with pytest.raises(
+                ValueError,
+                match=rf"^send_sig\(\) expects a signal number from 1 to 64 for 'sig', got {sig}$",
+            ):
+                send_sig(sig, current(), 0)
+            assert not signal_pending(current())
+
+    @pytest.mark.parametrize(("sig", "kind"), [(True, "bool"), (2.0, "float"), ("SIGINT", "str")])
+    async def test_send_sig_signal_not_an_int(self, sig: object, kind: str) -> None:
+        """send_sig with a signal that is not an int (bools included) is a TypeError."""
+        async with Kernel(nr_cpus=2, hz=250):
+            with pytest.raises(
+                TypeError, match=rf"^send_sig\(\) expects an int for 'sig', got {kind}$"
+            ):
                 send_sig(sig, current(), 0)  # type: ignore[arg-type]
             assert not signal_pending(current())
 
@@ -397,14 +414,18 @@ class TestSignals:
             complete(gate)
             assert await kthread_stop(task) == 0
 
-    @pytest.mark.parametrize("sig", [0, 65, True])
+    @pytest.mark.parametrize("sig", [0, 65])
     async def test_allow_signal_invalid(self, sig: int) -> None:
         """allow_signal and disallow_signal reject invalid signal numbers with ValueError."""
         async with Kernel(nr_cpus=2, hz=250):
-            with pytest.raises(ValueError):
-                allow_signal(sig)
-            with pytest.raises(ValueError):
-                disallow_signal(sig)
+            for call in (allow_signal, disallow_signal):
+                with pytest.raises(
+                    ValueError,
+                    match=rf"^{call.__name__}\(\) expects a signal number from 1 to 64 "
+                    rf"for 'sig', got {sig}$",
+                ):
+                    call(sig)
+            assert current().allowed_signals == 0
 
     async def test_kthread_ignores_signals_unless_allowed(self) -> None:
         """send_sig to a kthread is ignored unless it allow_signal()-ed that signal."""
@@ -546,3 +567,180 @@ class TestNoKernel:
             set_current_state(TASK_INTERRUPTIBLE)
         with pytest.raises(RuntimeError):
             kernel_dequeue_signal()
+
+
+UINT_MAX = 2**32 - 1
+ULONG_MAX = 2**64 - 1
+
+
+class TestArguments:
+    @pytest.mark.parametrize(
+        ("state", "exc", "message"),
+        [
+            (
+                -1,
+                ValueError,
+                "TASK_RUNNING, TASK_INTERRUPTIBLE or TASK_UNINTERRUPTIBLE for 'state', got -1",
+            ),
+            (
+                0x100,
+                ValueError,
+                "TASK_RUNNING, TASK_INTERRUPTIBLE or TASK_UNINTERRUPTIBLE for 'state', got 256",
+            ),
+            (True, TypeError, "an int for 'state', got bool"),
+            ("1", TypeError, "an int for 'state', got str"),
+        ],
+    )
+    async def test_set_current_state(
+        self, state: object, exc: type[Exception], message: str
+    ) -> None:
+        """set_current_state(-1) is a ValueError; the task stays TASK_RUNNING."""
+        async with Kernel(nr_cpus=1, hz=250):
+            with pytest.raises(exc, match=rf"^set_current_state\(\) expects {message}$"):
+                set_current_state(state)  # type: ignore[arg-type]
+            assert current().state == TASK_RUNNING
+
+    @pytest.mark.parametrize(
+        ("name", "call"),
+        [
+            ("signal_pending", signal_pending),
+            ("flush_signals", flush_signals),
+            ("wake_up_process", wake_up_process),
+            ("send_sig", lambda task: send_sig(SIGINT, task, 0)),
+        ],
+        ids=["signal_pending", "flush_signals", "wake_up_process", "send_sig"],
+    )
+    async def test_task_apis_need_a_task(self, name: str, call: Callable[[object], object]) -> None:
+        """signal_pending(None) and friends are a TypeError, not an AttributeError inside."""
+        async with Kernel(nr_cpus=1, hz=250):
+            with pytest.raises(
+                TypeError,
+                match=rf"^{name}\(\) expects a task \(from current\(\) or kthread_run\) for "
+                r"'task', got NoneType$",
+            ):
+                call(None)
+            assert isinstance(current(), TaskStruct)
+
+    async def test_send_sig_checks_priv_before_sending(self) -> None:
+        """send_sig's priv is a C int: checked before the signal is queued."""
+        async with Kernel(nr_cpus=1, hz=250):
+            me = current()
+            with pytest.raises(
+                TypeError, match=r"^send_sig\(\) expects an int for 'priv', got NoneType$"
+            ):
+                send_sig(SIGINT, me, None)  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError,
+                match=rf"^send_sig\(\) expects an int from {-(2**31)} to {2**31 - 1} for 'priv', "
+                rf"got {2**31}$",
+            ):
+                send_sig(SIGINT, me, 2**31)
+            assert not signal_pending(me)
+
+    @pytest.mark.parametrize(
+        ("call", "name", "param"),
+        [
+            (msleep, "msleep", "ms"),
+            (msleep_interruptible, "msleep_interruptible", "ms"),
+            (ssleep, "ssleep", "seconds"),
+        ],
+        ids=["msleep", "msleep_interruptible", "ssleep"],
+    )
+    async def test_msleep_family_takes_an_unsigned_int(
+        self, call: Callable[[object], object], name: str, param: str
+    ) -> None:
+        """msleep(-1) is a ValueError at the call (no silent wrap to a 49-day sleep)."""
+        unsigned = rf"an unsigned int \(0 to {UINT_MAX}\) for '{param}'"
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            j = k.get_jiffies()
+            for bad, exc, message in (
+                (-1, ValueError, rf"{unsigned}, got -1"),
+                (UINT_MAX + 1, ValueError, rf"{unsigned}, got {UINT_MAX + 1}"),
+                (1.5, TypeError, rf"an int for '{param}', got float"),
+            ):
+                with pytest.raises(exc, match=rf"^{name}\(\) expects {message}$"):
+                    call(bad)
+            assert k.get_jiffies() == j
+            assert current().state == TASK_RUNNING
+
+    @pytest.mark.parametrize(
+        ("call", "name"),
+        [
+            (schedule_timeout, "schedule_timeout"),
+            (schedule_timeout_interruptible, "schedule_timeout_interruptible"),
+            (schedule_timeout_uninterruptible, "schedule_timeout_uninterruptible"),
+        ],
+        ids=["plain", "interruptible", "uninterruptible"],
+    )
+    async def test_schedule_timeout_takes_a_long(
+        self, call: Callable[[object], object], name: str
+    ) -> None:
+        """schedule_timeout's timeout is a long: a float or 2**63 is rejected before the state
+        changes (a negative long is the kernel's reported 'wrong timeout value', see TM-20)."""
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            with pytest.raises(
+                ValueError,
+                match=rf"^{name}\(\) expects a number of jiffies \(a long: {-(2**63)} to "
+                rf"{2**63 - 1}\) for 'timeout', got {2**63}$",
+            ):
+                call(2**63)
+            with pytest.raises(
+                TypeError, match=rf"^{name}\(\) expects an int for 'timeout', got str$"
+            ):
+                call("10")
+            assert current().state == TASK_RUNNING
+            assert logged(k, "wrong timeout value") == 0
+
+    async def test_usleep_range(self) -> None:
+        """usleep_range takes unsigned longs with lo <= hi: hi < lo is a ValueError."""
+        async with Kernel(nr_cpus=1, hz=250):
+            with pytest.raises(
+                ValueError,
+                match=r"^usleep_range\(\) expects a number of microseconds >= lo \(5\) for "
+                r"'hi', got 3$",
+            ):
+                usleep_range(5, 3)
+            with pytest.raises(
+                ValueError,
+                match=rf"^usleep_range\(\) expects an unsigned long \(0 to {ULONG_MAX}\) for "
+                r"'lo', got -1$",
+            ):
+                usleep_range(-1, 3)
+            with pytest.raises(
+                TypeError, match=r"^usleep_range\(\) expects an int for 'hi', got NoneType$"
+            ):
+                usleep_range(1, None)  # type: ignore[arg-type]
+            assert current().state == TASK_RUNNING
+
+    @pytest.mark.parametrize(
+        ("call", "param"), [(mdelay, "ms"), (udelay, "us"), (ndelay, "ns")], ids=["m", "u", "n"]
+    )
+    async def test_busy_delays_take_an_unsigned_long(
+        self, call: Callable[[object], None], param: str
+    ) -> None:
+        """mdelay(-1) and friends are a ValueError, udelay(1.0) a TypeError."""
+        async with Kernel(nr_cpus=1, hz=250):
+            name = call.__name__
+            with pytest.raises(
+                ValueError,
+                match=rf"^{name}\(\) expects an unsigned long \(0 to {ULONG_MAX}\) for "
+                rf"'{param}', got -1$",
+            ):
+                call(-1)
+            with pytest.raises(
+                TypeError, match=rf"^{name}\(\) expects an int for '{param}', got float$"
+            ):
+                call(1.0)
+
+    async def test_missing_arguments_are_worded_for_the_api(self) -> None:
+        """msleep() is Python's TypeError for msleep itself, raised at the call."""
+        async with Kernel(nr_cpus=1, hz=250):
+            with pytest.raises(
+                TypeError, match=r"^msleep\(\) missing 1 required positional argument: 'ms'$"
+            ):
+                msleep()  # type: ignore[call-arg]
+            with pytest.raises(
+                TypeError, match=r"^usleep_range\(\) got an unexpected keyword argument 'max'$"
+            ):
+                usleep_range(1, max=2)  # type: ignore[call-arg]
+            await msleep(ms=0)

@@ -694,6 +694,173 @@ class TestCompletion:
                 await wait_for_completion_timeout(c, 0.5)  # type: ignore[arg-type]
 
 
+class TestArguments:
+    @pytest.mark.parametrize(
+        ("call", "name"),
+        [
+            (lambda wq: wait_event(wq, lambda: True), "wait_event"),
+            (lambda wq: wait_event_interruptible(wq, lambda: True), "wait_event_interruptible"),
+            (lambda wq: wait_event_timeout(wq, lambda: True, 5), "wait_event_timeout"),
+            (
+                lambda wq: wait_event_interruptible_timeout(wq, lambda: True, 5),
+                "wait_event_interruptible_timeout",
+            ),
+        ],
+        ids=["plain", "interruptible", "timeout", "interruptible_timeout"],
+    )
+    async def test_wait_event_needs_a_wait_queue(
+        self, call: Callable[[object], object], name: str
+    ) -> None:
+        """wait_event(None, cond) is a TypeError at the call, before the condition is run."""
+        async with Kernel(nr_cpus=1, hz=250):
+            with pytest.raises(
+                TypeError, match=rf"^{name}\(\) expects a WaitQueueHead for 'wq', got NoneType$"
+            ):
+                call(None)
+
+    async def test_condition_is_a_plain_function_of_no_arguments(self) -> None:
+        """The condition is checked at the call: callable as condition(), and not async def."""
+
+        async def ready() -> bool:
+            return True
+
+        async with Kernel(nr_cpus=1, hz=250):
+            wq = DECLARE_WAIT_QUEUE_HEAD()
+            with pytest.raises(
+                TypeError,
+                match=r"^wait_event\(\) expects a function callable as condition\(\) for "
+                r"'condition', but <lambda>\(x\) cannot be called with no arguments$",
+            ):
+                wait_event(wq, lambda x: x)  # type: ignore[arg-type,misc]
+            with pytest.raises(
+                TypeError,
+                match=r"^wait_event_interruptible\(\) expects a function callable as "
+                r"condition\(\) for 'condition', got bool$",
+            ):
+                wait_event_interruptible(wq, True)  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=r"^wait_event_timeout\(\): the condition is evaluated after the task "
+                r"state is set, where it must not sleep, so it must be a plain function "
+                r"\(e\.g\. `lambda: done`\), but ready is `async def`$",
+            ):
+                wait_event_timeout(wq, ready, 5)
+            assert not waitqueue_active(wq)
+
+    @pytest.mark.parametrize(
+        ("timeout", "exc", "message"),
+        [
+            (1.0, TypeError, "an int for 'timeout', got float"),
+            (
+                2**63,
+                ValueError,
+                rf"a number of jiffies \(a long: {-(2**63)} to {2**63 - 1}\) for 'timeout', "
+                rf"got {2**63}",
+            ),
+        ],
+    )
+    async def test_wait_event_timeout_is_a_long(
+        self, timeout: object, exc: type[Exception], message: str
+    ) -> None:
+        """wait_event_timeout's timeout is a long of jiffies: a float or an overflow is rejected."""
+        async with Kernel(nr_cpus=1, hz=250):
+            wq = DECLARE_WAIT_QUEUE_HEAD()
+            flag = Flag()
+            for fn in (wait_event_timeout, wait_event_interruptible_timeout):
+                with pytest.raises(exc, match=rf"^{fn.__name__}\(\) expects {message}$"):
+                    fn(wq, flag, timeout)  # type: ignore[arg-type]
+            assert flag.checks == 0
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            wake_up,
+            wake_up_all,
+            wake_up_interruptible,
+            wake_up_interruptible_all,
+            init_waitqueue_head,
+            waitqueue_active,
+        ],
+    )
+    async def test_wait_queue_apis_need_a_wait_queue(
+        self, call: Callable[[WaitQueueHead], object]
+    ) -> None:
+        """wake_up(None) and friends are a TypeError naming themselves."""
+        async with Kernel(nr_cpus=1, hz=250):
+            with pytest.raises(
+                TypeError,
+                match=rf"^{call.__name__}\(\) expects a WaitQueueHead for 'wq', got Completion$",
+            ):
+                call(Completion())  # type: ignore[arg-type]
+
+    async def test_wake_up_nr_checks_nr_before_waking(self) -> None:
+        """wake_up_nr's nr is an int >= 0: a bad one wakes nobody (the condition is not re-run)."""
+        async with Kernel(nr_cpus=1, hz=250):
+            wq = DECLARE_WAIT_QUEUE_HEAD()
+            flag = Flag()
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(wait_event, wq, flag)
+                    await settle()
+                    checks = flag.checks
+                    with pytest.raises(
+                        ValueError,
+                        match=r"^wake_up_nr\(\) expects an int from 0 to 2147483647 for 'nr', "
+                        r"got -1$",
+                    ):
+                        wake_up_nr(wq, -1)
+                    with pytest.raises(
+                        TypeError, match=r"^wake_up_nr\(\) expects an int for 'nr', got NoneType$"
+                    ):
+                        wake_up_nr(wq, None)  # type: ignore[arg-type]
+                    with pytest.raises(
+                        TypeError,
+                        match=r"^wake_up_nr\(\) expects a WaitQueueHead for 'wq', got NoneType$",
+                    ):
+                        wake_up_nr(None, 1)  # type: ignore[arg-type]
+                    await settle()
+                    assert flag.checks == checks
+                    assert waitqueue_active(wq)
+                    flag.value = True
+                    wake_up_nr(wq, 0)
+
+    @pytest.mark.parametrize(
+        "call",
+        [complete, complete_all, completion_done, init_completion, reinit_completion],
+    )
+    async def test_completion_apis_need_a_completion(
+        self, call: Callable[[Completion], object]
+    ) -> None:
+        """complete(None) and friends are a TypeError naming themselves."""
+        async with Kernel(nr_cpus=1, hz=250):
+            with pytest.raises(
+                TypeError,
+                match=rf"^{call.__name__}\(\) expects a Completion for 'c', got NoneType$",
+            ):
+                call(None)  # type: ignore[arg-type]
+
+    async def test_waits_for_completion_check_at_call_time(self) -> None:
+        """wait_for_completion* reject a bad argument at the call; the count is untouched."""
+        async with Kernel(nr_cpus=1, hz=250):
+            c = DECLARE_COMPLETION()
+            complete(c)
+            for fn in (wait_for_completion, wait_for_completion_interruptible):
+                with pytest.raises(
+                    TypeError,
+                    match=rf"^{fn.__name__}\(\) expects a Completion for 'c', got WaitQueueHead$",
+                ):
+                    fn(WaitQueueHead())  # type: ignore[arg-type]
+            for timeout in (-1, 2**63):
+                with pytest.raises(
+                    ValueError,
+                    match=r"^wait_for_completion_timeout\(\) expects a number of jiffies from 0 "
+                    rf"to MAX_SCHEDULE_TIMEOUT for 'timeout', got {timeout}$",
+                ):
+                    wait_for_completion_timeout(c, timeout)
+            assert c.done == 1
+            assert await wait_for_completion_timeout(c, 0) == 1
+
+
 class TestNoKernel:
     @pytest.mark.parametrize(
         "call",
