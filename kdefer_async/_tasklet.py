@@ -259,11 +259,12 @@ def tasklet_schedule(t: Tasklet) -> None:
         # before anything is read: any object with a ``state`` must not coalesce silently
         _tasklet(t, "tasklet_schedule")
     task = _cur()
-    if t.state & _SCHED:
+    state = t.state
+    if state & _SCHED:
         return
     if t.func is None:
         raise _uninitialised(t, "tasklet_schedule")
-    t.state |= _SCHED
+    t.state = state | _SCHED
     cpu = task.kernel.cpus[task.cpu]
     cpu.tasklet_vec.append(t)
     cpu.pending |= 1 << TASKLET_SOFTIRQ
@@ -290,11 +291,12 @@ def tasklet_hi_schedule(t: Tasklet) -> None:
         # before anything is read: any object with a ``state`` must not coalesce silently
         _tasklet(t, "tasklet_hi_schedule")
     task = _cur()
-    if t.state & _SCHED:
+    state = t.state
+    if state & _SCHED:
         return
     if t.func is None:
         raise _uninitialised(t, "tasklet_hi_schedule")
-    t.state |= _SCHED
+    t.state = state | _SCHED
     cpu = task.kernel.cpus[task.cpu]
     cpu.tasklet_hi_vec.append(t)
     cpu.pending |= 1 << HI_SOFTIRQ
@@ -307,13 +309,13 @@ def _action(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
     bh = cpu.kernel.bh_pools
     if bh is not None:
         bh(cpu, nr == HI_SOFTIRQ)
-    n = len(lst)
     popleft = lst.popleft
     append = lst.append
+    kernel = cpu.kernel
+    var_waiters = kernel._var_waiters  # made once, at boot
     ran = 0
     try:
-        while n:
-            n -= 1
+        for _ in range(len(lst)):
             t = popleft()
             state = t.state
             if state & _RUN or t.count:
@@ -339,8 +341,8 @@ def _action(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
             ran += 1
             if result is not None:
                 run_atomic_result(task, result, func)
-            if cpu.kernel._var_waiters:
-                wake_up_var(cpu.kernel, t)
+            if var_waiters:
+                wake_up_var(kernel, t)
     finally:
         cpu.progress += ran
 
