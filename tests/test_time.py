@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -166,12 +167,26 @@ class TestComparisons:
         assert not time_after(far, a)
         assert time_before(far, a)
 
-    def test_inputs_are_taken_modulo_2_64(self) -> None:
-        """TM-02: values are unsigned long: a value past 2**64 or negative compares as wrapped."""
-        assert time_after(2**64 + 5, ULONG_MAX - 5)
-        assert time_after_eq(-1, ULONG_MAX)
-        assert time_before_eq(ULONG_MAX, -1)
-        assert time_after(0, -1)
+    def test_inputs_must_be_unsigned_long(self) -> None:
+        """TM-02: values are unsigned long: one past 2**64 - 1 or negative is a ValueError,
+        not a silent wrap."""
+        expected = rf"a jiffies value from 0 to {ULONG_MAX}"
+        with pytest.raises(
+            ValueError, match=rf"^time_after\(\) expects {expected} for 'a', got {2**64 + 5}$"
+        ):
+            time_after(2**64 + 5, ULONG_MAX - 5)
+        with pytest.raises(
+            ValueError, match=rf"^time_after_eq\(\) expects {expected} for 'a', got -1$"
+        ):
+            time_after_eq(-1, ULONG_MAX)
+        with pytest.raises(
+            ValueError, match=rf"^time_before_eq\(\) expects {expected} for 'b', got -1$"
+        ):
+            time_before_eq(ULONG_MAX, -1)
+        with pytest.raises(
+            ValueError, match=rf"^time_after\(\) expects {expected} for 'b', got -1$"
+        ):
+            time_after(0, -1)
 
     def test_time_in_range_across_the_wrap(self) -> None:
         """TM-02: time_in_range(a, b, c) is b <= a <= c, inclusive, even when [b, c] wraps."""
@@ -282,11 +297,18 @@ class TestConversions:
             assert usecs_to_jiffies(-1) == MAX_JIFFY_OFFSET
 
     async def test_msecs_argument_is_an_unsigned_int(self) -> None:
-        """TM-03: msecs_to_jiffies takes an unsigned int: 2**31 is negative as int, 2**32 is 0."""
+        """TM-03: msecs_to_jiffies takes an unsigned int: 2**31 is negative as int; 2**32 does
+        not fit, a ValueError rather than a silent wrap to 0."""
         async with Kernel(nr_cpus=1, hz=250):
             assert msecs_to_jiffies(2**31 - 1) == -(-(2**31 - 1) // 4)
             assert msecs_to_jiffies(2**31) == MAX_JIFFY_OFFSET
-            assert msecs_to_jiffies(2**32) == 0
+            assert msecs_to_jiffies(2**32 - 1) == MAX_JIFFY_OFFSET
+            with pytest.raises(
+                ValueError,
+                match=r"^msecs_to_jiffies\(\) expects an int or unsigned int "
+                rf"\(-2147483648 to 4294967295\) for 'm', got {2**32}$",
+            ):
+                msecs_to_jiffies(2**32)
 
     async def test_jiffies_to_msecs_returns_an_unsigned_int(self) -> None:
         """TM-03: jiffies_to_msecs returns unsigned int: at HZ=250, 2**30 jiffies wrap to 0 ms."""
@@ -305,3 +327,64 @@ class TestConversions:
                 jiffies_to_msecs(1.5)  # type: ignore[arg-type]
             with pytest.raises(TypeError):
                 jiffies_to_usecs(None)  # type: ignore[arg-type]
+
+
+class TestArguments:
+    @pytest.mark.parametrize(
+        ("name", "call", "param"),
+        [
+            ("time_after", lambda v: time_after(v, 0), "a"),
+            ("time_before", lambda v: time_before(0, v), "b"),
+            ("time_after_eq", lambda v: time_after_eq(0, v), "b"),
+            ("time_before_eq", lambda v: time_before_eq(v, 0), "a"),
+            ("time_in_range", lambda v: time_in_range(0, 0, v), "c"),
+            ("time_in_range_open", lambda v: time_in_range_open(0, v, 0), "b"),
+        ],
+    )
+    def test_comparisons_name_themselves_and_the_argument(
+        self, name: str, call: Callable[[object], bool], param: str
+    ) -> None:
+        """time_after(None, 0) is a TypeError naming time_after and 'a'; -5 a ValueError."""
+        with pytest.raises(
+            TypeError, match=rf"^{name}\(\) expects an int for '{param}', got NoneType$"
+        ):
+            call(None)
+        with pytest.raises(
+            ValueError,
+            match=rf"^{name}\(\) expects a jiffies value from 0 to {ULONG_MAX} for '{param}', "
+            r"got -5$",
+        ):
+            call(-5)
+
+    async def test_jiffies_to_msecs_and_usecs(self) -> None:
+        """jiffies_to_msecs(-1) is a ValueError (a jiffies value is an unsigned long)."""
+        async with Kernel(nr_cpus=1, hz=250):
+            for fn in (jiffies_to_msecs, jiffies_to_usecs):
+                with pytest.raises(
+                    ValueError,
+                    match=rf"^{fn.__name__}\(\) expects a jiffies value from 0 to {ULONG_MAX} "
+                    r"for 'j', got -1$",
+                ):
+                    fn(-1)
+                with pytest.raises(
+                    TypeError, match=rf"^{fn.__name__}\(\) expects an int for 'j', got bool$"
+                ):
+                    fn(True)
+
+    async def test_msecs_and_usecs_to_jiffies_take_an_int_or_unsigned_int(self) -> None:
+        """Below INT_MIN or above UINT_MAX is a ValueError; negatives in range mean forever."""
+        async with Kernel(nr_cpus=1, hz=250):
+            for fn, param in ((msecs_to_jiffies, "m"), (usecs_to_jiffies, "u")):
+                assert fn(-(2**31)) == MAX_JIFFY_OFFSET
+                for bad in (-(2**31) - 1, 2**32):
+                    with pytest.raises(
+                        ValueError,
+                        match=rf"^{fn.__name__}\(\) expects an int or unsigned int "
+                        rf"\(-2147483648 to 4294967295\) for '{param}', got {bad}$",
+                    ):
+                        fn(bad)
+                with pytest.raises(
+                    TypeError,
+                    match=rf"^{fn.__name__}\(\) expects an int for '{param}', got str$",
+                ):
+                    fn("10")  # type: ignore[arg-type]
