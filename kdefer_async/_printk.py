@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from ._check import check_str, type_name
 from ._consts import (
     HARDIRQ_MASK,
     KERN_SOH,
@@ -122,13 +123,43 @@ def symbol_name(obj: object, *, offset: bool = False) -> str:
     return str(name)
 
 
-def format_c(fmt: str, args: Sequence[object]) -> str:
+def _nargs(fmt: str) -> int:
+    """How many arguments *fmt* converts (``*`` widths and precisions included)."""
+    n = pos = 0
+    for m in _FMT.finditer(fmt):
+        if m.start() < pos:
+            continue
+        pos = m.end()
+        if m.group("conv") == "%":
+            continue
+        n += 1 + (m.group("width") == "*") + (m.group("prec") == "*")
+        if m.group("conv") == "p" and fmt[pos : pos + 1] in ("s", "S", "f", "F", "K", "x"):
+            pos += 1
+    return n
+
+
+def _count_error(func: str | None, fmt: str, given: int, short: bool) -> TypeError:
+    if func is None:  # (Python's own wording, for the callers that add their context)
+        if short:
+            return TypeError(f"not enough arguments for format string {fmt!r}")
+        return TypeError(f"not all arguments converted during formatting of {fmt!r}")
+    need = _nargs(fmt)
+    what = f"{need} argument" + ("s" if need != 1 else "")
+    return TypeError(f"{func}() expects {what} for the format {fmt!r}, got {given}")
+
+
+def format_c(fmt: str, args: Sequence[object], func: str | None = None) -> str:
     """
     Format *fmt* with *args* like the kernel's ``vsnprintf``.
 
     Length modifiers (``l``, ``ll``, ``z``...) are accepted; ``%u``/``%x`` of a negative value
     wrap as in C (64 bits with ``l``/``ll``/``z``, else 32); ``%ps``/``%pS`` print a function's
-    symbol name; ``%p`` alone prints a hashed-looking pointer.
+    symbol name; ``%p`` alone prints a hashed-looking pointer; ``%s`` of ``None`` (a NULL
+    string) prints ``(null)``, as the kernel's ``vsnprintf`` does.
+
+    Arguments that do not match the format (too few, too many, or one a conversion cannot
+    take) are an error (the compiler's ``-Wformat`` check): a :class:`TypeError` naming *func*
+    if it is given, else Python's own exception and wording.
     """
     if not args and "%" not in fmt:
         return fmt
@@ -140,10 +171,16 @@ def format_c(fmt: str, args: Sequence[object]) -> str:
     def take() -> object:
         nonlocal ai
         if ai >= nargs:
-            raise TypeError(f"not enough arguments for format string {fmt!r}")
+            raise _count_error(func, fmt, nargs, True)
         value = args[ai]
         ai += 1
         return value
+
+    def mismatch(spec: str, value: object) -> TypeError:
+        return TypeError(
+            f"{func}() expects a value {spec} can print for argument {ai} of the format "
+            f"{fmt!r}, got {type_name(value)}"
+        )
 
     for m in _FMT.finditer(fmt):
         if m.start() < pos:
@@ -174,19 +211,26 @@ def format_c(fmt: str, args: Sequence[object]) -> str:
                     pos += 1
                 out.append((spec + "s") % ("%016x" % (id(value) & ULONG_MASK)))
             continue
-        if conv in "uxXo":
-            bits = 64 if length in ("l", "ll", "z", "t", "j", "L") else 32
-            iv = int(value)  # type: ignore[call-overload]
-            if iv < 0:
-                iv &= (1 << bits) - 1
-            out.append((spec + ("d" if conv == "u" else conv)) % iv)
-            continue
-        if conv == "i":
-            conv = "d"
-        out.append((spec + conv) % (value,))
+        try:
+            if conv in "uxXo":
+                bits = 64 if length in ("l", "ll", "z", "t", "j", "L") else 32
+                iv = int(value)  # type: ignore[call-overload]
+                if iv < 0:
+                    iv &= (1 << bits) - 1
+                out.append((spec + ("d" if conv == "u" else conv)) % iv)
+                continue
+            if conv == "i":
+                conv = "d"
+            elif conv == "s" and value is None:
+                value = "(null)"  # string(): a NULL pointer, width and precision still apply
+            out.append((spec + conv) % (value,))
+        except (TypeError, ValueError, OverflowError):
+            if func is None:
+                raise
+            raise mismatch(m.group(0), value) from None
     out.append(fmt[pos:])
     if ai < nargs:
-        raise TypeError(f"not all arguments converted during formatting of {fmt!r}")
+        raise _count_error(func, fmt, nargs, False)
     return "".join(out)
 
 
@@ -232,9 +276,9 @@ def format_record(ts: float, line: str) -> str:
     return f"[{secs:5d}.{usecs:06d}] {line}"
 
 
-def vprintk(kernel: Kernel, fmt: str, args: Sequence[object]) -> int:
+def vprintk(kernel: Kernel, fmt: str, args: Sequence[object], func: str | None = None) -> int:
     level, body, _cont = _split_level(fmt)
-    text = format_c(body, args)
+    text = format_c(body, args, func)
     log_text(kernel, level, text)
     return len(text)
 
@@ -244,26 +288,37 @@ def printk(fmt: str, *args: object) -> int:
     Print a kernel message: ``printk(KERN_INFO "x=%d\\n", x)`` is ``printk(KERN_INFO + "x=%d\\n", x)``.
 
     *fmt* uses C ``%`` conversions (``%d``, ``%lu``, ``%s``, ``%ps``...). The level comes from a
-    leading ``KERN_*`` prefix, default ``KERN_WARNING`` as in the kernel.
+    leading ``KERN_*`` prefix, default ``KERN_WARNING`` as in the kernel. ``%s`` of ``None``
+    prints ``(null)``.
 
     Returns:
         The number of characters printed.
+
+    Raises:
+        TypeError: *fmt* is not a str (a C format string; the ``KERN_*`` prefixes are str too),
+            or the arguments do not match its conversions (too few, too many, or one a
+            conversion cannot print); nothing is logged then.
 
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
-    return vprintk(_cur().kernel, fmt, args)
+    if type(fmt) is not str:
+        check_str(fmt, "printk", "fmt")
+    return vprintk(_cur().kernel, fmt, args, "printk")
 
 
 def _level_printer(prefix: str, name: str) -> Callable[..., int]:
     def pr(fmt: str, *args: object) -> int:
-        return vprintk(_cur().kernel, prefix + fmt, args)
+        if type(fmt) is not str:
+            check_str(fmt, name, "fmt")
+        return vprintk(_cur().kernel, prefix + fmt, args, name)
 
     pr.__name__ = pr.__qualname__ = name
     pr.__doc__ = (
         f"``{name}(fmt, ...)``: :func:`printk` at this level.\n\n"
+        "Raises:\n    TypeError: *fmt* is not a str.\n\n"
         "Context:\n    Any context; never sleeps.\n\n.. versionadded:: 0.1\n"
     )
     return pr
@@ -286,15 +341,20 @@ def pr_debug(fmt: str, *args: object) -> int:
     unless the kernel was booted with ``Kernel(dyndbg=True)``. ``printk(KERN_DEBUG + ...)``
     itself is always recorded.
 
+    Raises:
+        TypeError: *fmt* is not a str (checked whether or not debugging is on).
+
     Context:
         Any context; never sleeps.
 
     .. versionadded:: 0.1
     """
+    if type(fmt) is not str:
+        check_str(fmt, "pr_debug", "fmt")
     kernel = _cur().kernel
     if not kernel.dyndbg:
         return 0
-    return vprintk(kernel, KERN_SOH + "7" + fmt, args)
+    return vprintk(kernel, KERN_SOH + "7" + fmt, args, "pr_debug")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anyio
 import pytest
@@ -508,3 +508,90 @@ class TestDumpStack:
             assert current().comm == "init"
             dump_stack()
             assert all("Not tainted" in t for t in _texts(k) if t.startswith("CPU: "))
+
+
+LEVEL_PRINTERS = [pr_emerg, pr_alert, pr_crit, pr_err, pr_warn, pr_notice, pr_info, pr_debug]
+
+
+class TestArguments:
+    @pytest.mark.parametrize(
+        ("fmt", "shown"), [([1, 2], "list"), (None, "NoneType"), (b"x=%d\n", "bytes")]
+    )
+    async def test_printk_format_is_a_str(self, fmt: object, shown: str) -> None:
+        """printk([...]) is a TypeError naming printk and 'fmt'; nothing is logged."""
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            before = k.dmesg()
+            with pytest.raises(
+                TypeError, match=rf"^printk\(\) expects a str for 'fmt', got {shown}$"
+            ):
+                printk(fmt, 1)  # type: ignore[arg-type]
+            assert k.dmesg() == before
+
+    @pytest.mark.parametrize("pr", LEVEL_PRINTERS, ids=lambda pr: pr.__name__)
+    async def test_level_printers_name_themselves(self, pr: object) -> None:
+        """pr_info(None) is a TypeError from pr_info (pr_debug checks even when compiled out)."""
+        name = getattr(pr, "__name__", "")
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            before = k.dmesg()
+            with pytest.raises(
+                TypeError, match=rf"^{name}\(\) expects a str for 'fmt', got NoneType$"
+            ):
+                pr(None)  # type: ignore[operator]
+            assert k.dmesg() == before
+
+    @pytest.mark.parametrize(
+        ("fmt", "expected"),
+        [
+            ("%s", "(null)"),
+            ("[%-8s]", "[(null)  ]"),
+            ("[%8s]", "[  (null)]"),
+            ("[%.3s]", "[(nu]"),
+            ("name=%s id=%d", "name=(null) id=7"),
+        ],
+    )
+    async def test_null_string_prints_null(self, fmt: str, expected: str) -> None:
+        """printk("%s", None) prints (null), as the kernel does for a NULL string."""
+        args: tuple[object, ...] = (None, 7) if "%d" in fmt else (None,)
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            before = len(k.dmesg())
+            assert printk(KERN_INFO + fmt + "\n", *args) == len(expected) + 1
+            assert _new(k, before) == [expected]
+
+    @pytest.mark.parametrize(
+        ("call", "message"),
+        [
+            (
+                lambda: printk("%d %d\n", 1),
+                r"printk\(\) expects 2 arguments for the format '%d %d\\n', got 1",
+            ),
+            (
+                lambda: pr_info("no conversion\n", 1),
+                r"pr_info\(\) expects 0 arguments for the format 'no conversion\\n', "
+                r"got 1",
+            ),
+            (
+                lambda: pr_err("[%*d] %ps\n", 4),
+                r"pr_err\(\) expects 3 arguments for the format '\[%\*d\] %ps\\n', got 1",
+            ),
+            (
+                lambda: pr_warn("x=%d\n", "seven"),
+                r"pr_warn\(\) expects a value %d can print for argument 1 of the format "
+                r"'x=%d\\n', got str",
+            ),
+            (
+                lambda: printk("%lu\n", None),
+                r"printk\(\) expects a value %lu can print for argument 1 of the format "
+                r"'%lu\\n', got NoneType",
+            ),
+        ],
+        ids=["too-few", "too-many", "star-width", "d-of-str", "u-of-none"],
+    )
+    async def test_arguments_must_match_the_format(
+        self, call: Callable[[], int], message: str
+    ) -> None:
+        """Arguments that do not fit the format are a TypeError naming the printer; no log."""
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            before = k.dmesg()
+            with pytest.raises(TypeError, match=rf"^{message}$"):
+                call()
+            assert k.dmesg() == before
