@@ -12,10 +12,13 @@ import gc
 import weakref
 from typing import Any, TypeVar, overload
 
-from ._consts import __GFP_DIRECT_RECLAIM
+from ._check import bad_type, bad_value, check_instance, check_int, check_str
+from ._consts import __GFP_DIRECT_RECLAIM, ULONG_MASK
 from ._context import _cur
 from ._printk import warn_once
 from ._sleeping import might_sleep_report
+from ._tasklet import Tasklet
+from ._timer import TimerList
 
 __all__ = [
     "container_of",
@@ -28,6 +31,31 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+#: ``gfp_t`` is an ``unsigned int``.
+_GFP_MAX = 0xFFFFFFFF
+
+
+def _check_alloc(kind: object, flags: object, func: str) -> None:
+    """A class or a ``size_t`` size, and ``gfp_t`` flags."""
+    if not isinstance(kind, type):
+        if isinstance(kind, bool) or not isinstance(kind, int):
+            raise bad_type(func, "kind", "a class or a size in bytes", kind)
+        if not 0 <= kind <= ULONG_MASK:
+            raise bad_value(func, "kind", f"a size in bytes from 0 to {ULONG_MASK}", kind)
+    check_int(flags, func, "flags", lo=0, hi=_GFP_MAX, expected="GFP flags (an unsigned int)")
+
+
+def _kmalloc(kind: type[T] | int, flags: int, func: str) -> T | bytearray:
+    _check_alloc(kind, flags, func)
+    task = _cur()
+    if flags & __GFP_DIRECT_RECLAIM and (task.preempt_count or task.irqs_off):
+        might_sleep_report(task)
+    obj: Any = kind() if isinstance(kind, type) else bytearray(kind)
+    slab = task.kernel._slab
+    slab[id(obj)] = obj
+    return obj  # type: ignore[no-any-return]
 
 
 @overload
@@ -44,27 +72,11 @@ def kmalloc(kind: type[T] | int, flags: int) -> T | bytearray:
 
     Raises:
         TypeError: *kind* is neither a class nor an int, or *flags* is not an int.
-        ValueError: a negative size.
+        ValueError: a negative size, or *flags* that do not fit ``gfp_t`` (an unsigned int).
 
     .. versionadded:: 0.1
     """
-    task = _cur()
-    if isinstance(flags, bool) or not isinstance(flags, int):
-        raise TypeError(f"flags must be GFP flags (an int), not {type(flags).__name__}")
-    if flags & __GFP_DIRECT_RECLAIM and (task.preempt_count or task.irqs_off):
-        might_sleep_report(task)
-    obj: Any
-    if isinstance(kind, type):
-        obj = kind()
-    elif isinstance(kind, int) and not isinstance(kind, bool):
-        if kind < 0:
-            raise ValueError(f"cannot allocate {kind} bytes")
-        obj = bytearray(kind)
-    else:
-        raise TypeError(f"kind must be a class or a size in bytes, not {type(kind).__name__}")
-    slab = task.kernel._slab
-    slab[id(obj)] = obj
-    return obj  # type: ignore[no-any-return]
+    return _kmalloc(kind, flags, "kmalloc")
 
 
 @overload
@@ -75,9 +87,12 @@ def kzalloc(kind: type[T] | int, flags: int) -> T | bytearray:
     """
     :func:`kmalloc`, zeroed (Python objects always start from their ``__init__``).
 
+    Raises:
+        TypeError, ValueError: as :func:`kmalloc`.
+
     .. versionadded:: 0.1
     """
-    return kmalloc(kind, flags)
+    return _kmalloc(kind, flags, "kzalloc")
 
 
 def kfree(obj: object) -> None:
@@ -115,13 +130,21 @@ def container_of(ptr: object, kind: type[T], member: str) -> T:
     Return the *kind* object whose attribute *member* is *ptr* (``container_of``).
 
     Raises:
-        TypeError: *member* is not a str.
+        TypeError: *kind* is not a class, or *member* is not a str.
         LookupError: no *kind* object embeds *ptr* as *member*.
 
     .. versionadded:: 0.1
     """
-    if not isinstance(member, str):
-        raise TypeError("member must be the attribute name, a str")
+    return _container_of(ptr, kind, member, "container_of")
+
+
+def _check_container(kind: object, member: object, func: str) -> None:
+    check_instance(kind, type, func, "kind", "a class")
+    check_str(member, func, "member", empty_ok=False)
+
+
+def _container_of(ptr: object, kind: type[T], member: str, func: str) -> T:
+    _check_container(kind, member, func)
     try:
         ref = _containers.get(ptr)
     except TypeError:
@@ -153,29 +176,48 @@ def _remember(ptr: object, obj: object) -> None:
         pass
 
 
-def from_timer(kind: type[T], timer: object, member: str) -> T:
+def from_timer(kind: type[T], timer: TimerList, member: str) -> T:
     """
     The *kind* object whose timer field *member* is *timer*, inside a timer callback
     (``from_timer(var, t, field)``: in C the first argument only gives the type).
 
+    Raises:
+        TypeError: *kind* is not a class, *timer* is not a :class:`TimerList`, or *member* is
+            not a str.
+        LookupError: no *kind* object embeds *timer* as *member*.
+
     .. versionadded:: 0.1
     """
-    return container_of(timer, kind, member)
+    _check_container(kind, member, "from_timer")
+    check_instance(timer, TimerList, "from_timer", "timer")
+    return _container_of(timer, kind, member, "from_timer")
 
 
-def timer_container_of(kind: type[T], timer: object, member: str) -> T:
+def timer_container_of(kind: type[T], timer: TimerList, member: str) -> T:
     """
     The 6.16 name of :func:`from_timer`.
 
+    Raises:
+        TypeError, LookupError: as :func:`from_timer`.
+
     .. versionadded:: 0.1
     """
-    return container_of(timer, kind, member)
+    _check_container(kind, member, "timer_container_of")
+    check_instance(timer, TimerList, "timer_container_of", "timer")
+    return _container_of(timer, kind, member, "timer_container_of")
 
 
-def from_tasklet(kind: type[T], tasklet: object, member: str) -> T:
+def from_tasklet(kind: type[T], tasklet: Tasklet, member: str) -> T:
     """
     The *kind* object whose tasklet field *member* is *tasklet* (``from_tasklet``).
 
+    Raises:
+        TypeError: *kind* is not a class, *tasklet* is not a :class:`Tasklet`, or *member* is
+            not a str.
+        LookupError: no *kind* object embeds *tasklet* as *member*.
+
     .. versionadded:: 0.1
     """
-    return container_of(tasklet, kind, member)
+    _check_container(kind, member, "from_tasklet")
+    check_instance(tasklet, Tasklet, "from_tasklet", "tasklet")
+    return _container_of(tasklet, kind, member, "from_tasklet")

@@ -19,6 +19,8 @@ from kdefer_async import (
     Tasklet,
     TimerList,
     container_of,
+    from_tasklet,
+    from_timer,
     kfree,
     kmalloc,
     kzalloc,
@@ -30,6 +32,7 @@ from kdefer_async import (
     spin_lock,
     spin_unlock,
     tasklet_schedule,
+    timer_container_of,
     timer_setup,
 )
 from kdefer_async.testing import settle
@@ -494,3 +497,87 @@ class TestFromTimer:
             await settle()
             await msleep(20)
         assert seen == ["eth0", "eth0", "eth0"]
+
+
+ULONG_MAX = 2**64 - 1
+
+
+class TestArguments:
+    @pytest.mark.parametrize("alloc", [kmalloc, kzalloc])
+    @pytest.mark.parametrize(
+        ("kind", "flags", "exc", "message"),
+        [
+            ("Device", GFP_KERNEL, TypeError, "a class or a size in bytes for 'kind', got str"),
+            (
+                -1,
+                GFP_KERNEL,
+                ValueError,
+                rf"a size in bytes from 0 to {ULONG_MAX} for 'kind', got -1",
+            ),
+            (8, None, TypeError, "an int for 'flags', got NoneType"),
+            (8, -1, ValueError, r"GFP flags \(an unsigned int\) for 'flags', got -1"),
+            (8, 2**32, ValueError, rf"GFP flags \(an unsigned int\) for 'flags', got {2**32}"),
+        ],
+    )
+    async def test_allocation_checks_before_the_sleep_report(
+        self, alloc: object, kind: object, flags: object, exc: type[Exception], message: str
+    ) -> None:
+        """A rejected kmalloc under a spinlock reports nothing and allocates nothing."""
+        name = getattr(alloc, "__name__", "")
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            slab = dict(k._slab)
+            lock = DEFINE_SPINLOCK()
+            spin_lock(lock)
+            try:
+                with pytest.raises(exc, match=rf"^{name}\(\) expects {message}$"):
+                    alloc(kind, flags)  # type: ignore[operator]
+            finally:
+                spin_unlock(lock)
+            assert _count(k, SLEEP_BUG) == 0
+            assert k._slab == slab
+
+    async def test_container_of_checks_kind_and_member(self) -> None:
+        """container_of(ptr, "Device", m) is a TypeError: kind is a class, member a str."""
+        async with Kernel(nr_cpus=1, hz=250):
+            dev = kmalloc(Device, GFP_KERNEL)
+            with pytest.raises(
+                TypeError, match=r"^container_of\(\) expects a class for 'kind', got str$"
+            ):
+                container_of(dev.timer, "Device", "timer")  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError, match=r"^container_of\(\) expects a str for 'member', got NoneType$"
+            ):
+                container_of(dev.timer, Device, None)  # type: ignore[arg-type]
+            with pytest.raises(
+                ValueError,
+                match=r"^container_of\(\) expects a non-empty str for 'member', got ''$",
+            ):
+                container_of(dev.timer, Device, "")
+            assert container_of(dev.timer, Device, "timer") is dev
+
+    async def test_from_timer_and_from_tasklet_need_their_types(self) -> None:
+        """from_timer(kind, None, m) is a TypeError: the pointer is a timer_list (or tasklet)."""
+        async with Kernel(nr_cpus=1, hz=250):
+            dev = kmalloc(Device, GFP_KERNEL)
+            for fn in (from_timer, timer_container_of):
+                with pytest.raises(
+                    TypeError,
+                    match=rf"^{fn.__name__}\(\) expects a TimerList for 'timer', got Tasklet$",
+                ):
+                    fn(Device, dev.tasklet, "tasklet")  # type: ignore[arg-type]
+                with pytest.raises(
+                    TypeError,
+                    match=rf"^{fn.__name__}\(\) expects a class for 'kind', got NoneType$",
+                ):
+                    fn(None, dev.timer, "timer")  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError,
+                match=r"^from_tasklet\(\) expects a Tasklet for 'tasklet', got TimerList$",
+            ):
+                from_tasklet(Device, dev.timer, "timer")  # type: ignore[arg-type]
+            with pytest.raises(
+                TypeError, match=r"^from_tasklet\(\) expects a str for 'member', got int$"
+            ):
+                from_tasklet(Device, dev.tasklet, 0)  # type: ignore[arg-type]
+            assert from_tasklet(Device, dev.tasklet, "tasklet") is dev
+            assert from_timer(Device, dev.timer, "timer") is dev
