@@ -17,6 +17,7 @@ a plain script) they record into a definition keyed by the Python module's name.
 
 from __future__ import annotations
 
+import builtins
 import contextvars
 import importlib.util
 import inspect
@@ -26,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from ._check import bad_type, bad_value, check_callback, check_int, check_str
 
 __all__ = [
     "MODULE_AUTHOR",
@@ -79,14 +82,21 @@ def definition_for(pymodule_name: str) -> ModuleDef | None:
     return _scripts.get(pymodule_name)
 
 
+def _check_entry(fn: object, func: str, what: str) -> None:
+    """An init or exit function: called with no arguments, ``async def`` or plain."""
+    check_callback(fn, func, "fn", shape="fn()", nargs=0, kind="any", what=what)
+
+
 def module_init(fn: F) -> F:
     """
     Declare *fn* the module's init function (``async def`` or plain); returns *fn*.
 
+    Raises:
+        TypeError: *fn* is not callable with no arguments (``int (*initcall_t)(void)``).
+
     .. versionadded:: 0.1
     """
-    if not callable(fn):
-        raise TypeError("module_init takes the init function")
+    _check_entry(fn, "module_init", "the module init function")
     _target().init = fn
     return fn
 
@@ -95,10 +105,12 @@ def module_exit(fn: F) -> F:
     """
     Declare *fn* the module's exit function (``async def`` or plain); returns *fn*.
 
+    Raises:
+        TypeError: *fn* is not callable with no arguments (``void (*exitcall_t)(void)``).
+
     .. versionadded:: 0.1
     """
-    if not callable(fn):
-        raise TypeError("module_exit takes the exit function")
+    _check_entry(fn, "module_exit", "the module exit function")
     _target().exit = fn
     return fn
 
@@ -116,6 +128,27 @@ _PARAM_TYPES: dict[Any, Callable[[str], Any]] = {
     bool: lambda v: v.strip().lower() in ("1", "y", "yes", "true", "on"),
     "bool": lambda v: v.strip().lower() in ("1", "y", "yes", "true", "on"),
 }
+_PARAM_TYPE_NAMES = "int, str, bool, or one of " + ", ".join(
+    repr(k) for k in _PARAM_TYPES if isinstance(k, str)
+)
+
+
+def _check_perm(perm: object) -> int:
+    """``VERIFY_OCTAL_PERMISSIONS``: the build fails unless *perm* is a sane sysfs mode."""
+    mode = check_int(
+        perm, "module_param", "perm", lo=0, hi=0o777, expected="a mode from 0 to 0o777"
+    )
+    user, group, other = mode >> 6, (mode >> 3) & 7, mode & 7
+    if user & 4 < group & 4 or group & 4 < other & 4:
+        rule = "readable by the user if by the group, and by the group if by others"
+    elif user & 2 < group & 2:
+        rule = "writable by the user if by the group"
+    elif other & 2:
+        rule = "not writable by others"
+    else:
+        return mode
+    # (the wording of bad_value(), with the mode in octal as it is written)
+    raise ValueError(f"module_param() expects a mode {rule} for 'perm', got {mode:#o}")
 
 
 def module_param(name: str, type: Any, perm: int) -> None:
@@ -124,44 +157,66 @@ def module_param(name: str, type: Any, perm: int) -> None:
     ``module_param(name, type, perm)``: ``await kernel.insmod(path, "name=value")``.
 
     *type* is ``int``, ``str``, ``bool`` or a kernel type name (``"int"``, ``"uint"``,
-    ``"charp"``, ``"bool"``...).
+    ``"charp"``, ``"bool"``...). *perm* is the parameter's sysfs mode, checked as the kernel's
+    ``VERIFY_OCTAL_PERMISSIONS()`` checks it at build time: at most ``0o777``, never writable
+    by others, and no group or other bit the user lacks.
 
     Raises:
-        ValueError: an unknown *type*.
+        TypeError: *name* is not a str, *type* is neither a class nor a str, or *perm* is not
+            an int.
+        ValueError: *name* is not an identifier, *type* is not a supported parameter type, or
+            *perm* is not a mode the kernel builds.
 
     .. versionadded:: 0.1
     """
+    if not check_str(name, "module_param", "name").isidentifier():
+        raise bad_value("module_param", "name", "a C identifier (the variable's name)", name)
+    if not isinstance(type, (builtins.type, str)):
+        raise bad_type("module_param", "type", _PARAM_TYPE_NAMES, type)
     conv = _PARAM_TYPES.get(type)
     if conv is None:
-        raise ValueError(f"module_param {name}: unsupported type {type!r}")
-    _target().params[str(name)] = (conv, int(perm))
+        raise bad_value("module_param", "type", _PARAM_TYPE_NAMES, type)
+    mode = _check_perm(perm)
+    _target().params[name] = (conv, mode)
 
 
 def MODULE_AUTHOR(s: str) -> None:
     """
     Record the module's author.
 
+    Raises:
+        TypeError: *s* is not a str (a C string literal).
+
     .. versionadded:: 0.1
     """
-    _target().author.append(str(s))
+    check_str(s, "MODULE_AUTHOR", "s")
+    _target().author.append(s)
 
 
 def MODULE_LICENSE(s: str) -> None:
     """
     Record the module's license (a non-GPL license taints the kernel with ``P`` when loaded).
 
+    Raises:
+        TypeError: *s* is not a str (a C string literal).
+
     .. versionadded:: 0.1
     """
-    _target().license = str(s)
+    check_str(s, "MODULE_LICENSE", "s")
+    _target().license = s
 
 
 def MODULE_DESCRIPTION(s: str) -> None:
     """
     Record the module's description.
 
+    Raises:
+        TypeError: *s* is not a str (a C string literal).
+
     .. versionadded:: 0.1
     """
-    _target().description = str(s)
+    check_str(s, "MODULE_DESCRIPTION", "s")
+    _target().description = s
 
 
 def load_definition(path: str | os.PathLike[str]) -> ModuleDef:

@@ -21,6 +21,7 @@ from kdefer_async import (
     module_init,
     module_param,
 )
+from kdefer_async._module import ModuleDef, definition_for
 
 pytestmark = pytest.mark.anyio
 
@@ -482,5 +483,115 @@ class TestModuleParams:
 
     def test_bad_type(self) -> None:
         """module_param with a type it cannot convert to is a ValueError."""
-        with pytest.raises(ValueError, match="unsupported type"):
+        with pytest.raises(
+            ValueError,
+            match=r"^module_param\(\) expects int, str, bool, or one of 'int', .* for 'type', "
+            r"got <class 'list'>$",
+        ):
             module_param("x", list, 0)
+
+
+def _this_module() -> ModuleDef:
+    """What the tags of this test file record into (it is not loaded by insmod)."""
+    MODULE_DESCRIPTION("argument checks")  # makes sure the definition exists
+    mdef = definition_for(__name__)
+    assert mdef is not None
+    return mdef
+
+
+def _snapshot(mdef: ModuleDef) -> tuple[object, ...]:
+    return (
+        mdef.init,
+        mdef.exit,
+        list(mdef.author),
+        mdef.license,
+        mdef.description,
+        dict(mdef.params),
+    )
+
+
+class TestArguments:
+    @pytest.mark.parametrize("tag", [MODULE_LICENSE, MODULE_AUTHOR, MODULE_DESCRIPTION])
+    @pytest.mark.parametrize(("value", "shown"), [(None, "NoneType"), (b"GPL", "bytes")])
+    def test_tags_take_strings(self, tag: object, value: object, shown: str) -> None:
+        """MODULE_LICENSE(None) is a TypeError (a C string literal), recording nothing."""
+        mdef = _this_module()
+        before = _snapshot(mdef)
+        name = getattr(tag, "__name__", "")
+        with pytest.raises(TypeError, match=rf"^{name}\(\) expects a str for 's', got {shown}$"):
+            tag(value)  # type: ignore[operator]
+        assert _snapshot(mdef) == before
+
+    @pytest.mark.parametrize("decorator", [module_init, module_exit])
+    def test_entry_points_take_no_arguments(self, decorator: object) -> None:
+        """module_init/module_exit need a function callable with no arguments."""
+        mdef = _this_module()
+        before = _snapshot(mdef)
+        name = getattr(decorator, "__name__", "")
+        with pytest.raises(
+            TypeError,
+            match=rf"^{name}\(\) expects a function callable as fn\(\) for 'fn', got NoneType$",
+        ):
+            decorator(None)  # type: ignore[operator]
+        with pytest.raises(
+            TypeError,
+            match=rf"^{name}\(\) expects a function callable as fn\(\) for 'fn', but "
+            r"<lambda>\(dev\) cannot be called with no arguments$",
+        ):
+            decorator(lambda dev: 0)  # type: ignore[operator]
+        assert _snapshot(mdef) == before
+
+    @pytest.mark.parametrize(
+        ("args", "exc", "message"),
+        [
+            ((5, int, 0o644), TypeError, "a str for 'name', got int"),
+            (("my count", int, 0o644), ValueError, "a C identifier .* for 'name', got 'my count'"),
+            (("count", 5, 0o644), TypeError, "int, str, bool, or one of .* for 'type', got int"),
+            (("count", "float", 0o644), ValueError, "int, str, bool, or one of .* got 'float'"),
+            (("count", int, "0644"), TypeError, "an int for 'perm', got str"),
+            (("count", int, 0o1000), ValueError, "a mode from 0 to 0o777 for 'perm', got 512"),
+            (
+                ("count", int, 0o666),
+                ValueError,
+                "a mode not writable by others for 'perm', got 0o666",
+            ),
+            (
+                ("count", int, 0o044),
+                ValueError,
+                "a mode readable by the user if by the group, .* for 'perm', got 0o44",
+            ),
+            (
+                ("count", int, 0o464),
+                ValueError,
+                "a mode writable by the user if by the group for 'perm', got 0o464",
+            ),
+        ],
+        ids=[
+            "name-type",
+            "name-value",
+            "type-type",
+            "type-value",
+            "perm-type",
+            "perm-range",
+            "other-writable",
+            "readable-order",
+            "writable-order",
+        ],
+    )
+    def test_module_param(
+        self, args: tuple[object, ...], exc: type[Exception], message: str
+    ) -> None:
+        """module_param checks name, type and perm as the kernel's build does."""
+        mdef = _this_module()
+        before = _snapshot(mdef)
+        with pytest.raises(exc, match=rf"^module_param\(\) expects {message}$"):
+            module_param(*args)  # type: ignore[arg-type]
+        assert _snapshot(mdef) == before
+
+    def test_module_param_accepts_kernel_modes(self) -> None:
+        """The modes drivers use (0, 0444, 0644, 0600, 0664) are accepted."""
+        mdef = _this_module()
+        for perm in (0, 0o444, 0o644, 0o600, 0o664):
+            module_param("count", int, perm)
+            assert mdef.params["count"][1] == perm
+        del mdef.params["count"]
