@@ -281,7 +281,7 @@ def irq_entry(cpu: CPU, task: TaskStruct, irq: int) -> None:
     saved_curr = cpu.curr
     cpu.curr = task
     try:
-        kernel.tick_irq_enter(cpu)
+        kernel._tick_irq_enter(cpu)
         cpu.irq_stat[irq] = cpu.irq_stat.get(irq, 0) + 1
         actions = kernel.irq_actions.get(irq)
         if irq in kernel.irqs_disabled_lines:
@@ -309,7 +309,7 @@ def irq_entry(cpu: CPU, task: TaskStruct, irq: int) -> None:
                         f"{prev:08x} -> {task.preempt_count:08x}",
                     )
                     task.preempt_count = prev
-        kernel.note_interrupt(irq, bool(handled & IRQ_HANDLED))
+        kernel._note_interrupt(irq, bool(handled & IRQ_HANDLED))
     finally:
         cpu.curr = saved_curr
         task.preempt_count -= HARDIRQ_OFFSET

@@ -276,8 +276,19 @@ class Kernel:
         return self.get_jiffies()
 
     def jiffies_to_time(self, j: int) -> float:
-        """The event-loop time at which jiffy *j* begins."""
-        return self._epoch + (j - self.initial_jiffies) / self.hz
+        """
+        The event-loop time at which jiffy *j* begins.
+
+        Raises:
+            TypeError: *j* is not an int.
+
+        .. versionadded:: 0.1
+        """
+        try:
+            return self._epoch + (j - self.initial_jiffies) / self.hz
+        except TypeError:
+            check_int(j, "Kernel.jiffies_to_time", "j")
+            raise
 
     def uptime(self) -> float:
         """Seconds since boot, on the event loop's clock (what dmesg timestamps show)."""
@@ -448,7 +459,8 @@ class Kernel:
         from ._flush import workqueue_shutdown
 
         for _ in range(64):
-            busy = rcu_expedite(self)  # the callbacks waiting for a grace period run now
+            busy = self._deliver_threadsafe_irqs() > 0  # raised by other threads: delivered
+            busy = rcu_expedite(self) or busy  # the callbacks waiting for a grace period run now
             busy = self._run_pending_softirqs() or busy
             if getattr(self, "_wq_state", None) is not None:
                 await workqueue_shutdown(self)
@@ -515,13 +527,6 @@ class Kernel:
             raise self._panic
         if self._halted or not self._booted:
             raise NoKernelError("the kernel is not running")
-
-    def _check_cpu(self, cpu: object) -> int:
-        if isinstance(cpu, bool) or not isinstance(cpu, int):
-            raise TypeError(f"cpu must be an int, not {type(cpu).__name__}")
-        if not 0 <= cpu < self.nr_cpus:
-            raise ValueError(f"CPU {cpu} out of range: this kernel has CPUs 0..{self.nr_cpus - 1}")
-        return cpu
 
     def _module_names(self) -> list[str]:
         return list(self._modules)
@@ -693,12 +698,12 @@ class Kernel:
             task.preempt_count -= NMI_OFFSET + HARDIRQ_OFFSET
             _current.reset(token)
 
-    def tick_irq_enter(self, cpu: CPU) -> None:
+    def _tick_irq_enter(self, cpu: CPU) -> None:
         """An interrupt wakes the CPU: raise TIMER_SOFTIRQ if a timer (even deferrable) is due."""
         if timers_due(cpu, self.get_jiffies()):
             cpu.pending |= 1 << TIMER_SOFTIRQ
 
-    def note_interrupt(self, irq: int, handled: bool) -> None:
+    def _note_interrupt(self, irq: int, handled: bool) -> None:
         """
         ``note_interrupt``: count unhandled interrupts per line (the count restarts after
         HZ/10 quiet jiffies); at every 100,000th interrupt of a line, more than 99,900

@@ -335,9 +335,19 @@ def sweep(kernel: Kernel) -> None:
     _sweep_workqueues(kernel)
     _sweep_cpus(kernel)
     _sweep_kthreads(kernel)
-    drop_irqs = getattr(kernel, "_drop_threadsafe_irqs", None)
-    if drop_irqs is not None:
-        drop_irqs()
+    kernel._drop_threadsafe_irqs(lambda irq, cpu, n: _irq_from_thread(kernel, irq, cpu, n))
+
+
+def _irq_from_thread(kernel: Kernel, irq: int, cpu: int, count: int) -> None:
+    """Interrupts another thread raised that were never delivered: one item each."""
+    name = kernel.irq_names.get(irq, "?")
+    for _ in range(count):
+        name_item(
+            kernel,
+            UnfinishedItem("irq", name, f"CPU {cpu}", "raised from another thread", "dropped", irq),
+            f"interrupt {irq} ({name}) raised from another thread for CPU {cpu}, never "
+            "delivered; dropped",
+        )
 
 
 def begin_abort(kernel: Kernel, reason: Reason, detail: str) -> None:

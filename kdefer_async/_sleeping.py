@@ -19,8 +19,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, cast
 
 from ._consts import HARDIRQ_MASK
-from ._context import TaskStruct, _cur, _current, own_task
-from ._exceptions import KernelBug, NoKernelError
+from ._context import TaskStruct, _cur, _current, no_kernel_error, own_task
+from ._exceptions import KernelBug
 from ._printk import caller_location, report_lines
 
 __all__ = [
@@ -107,10 +107,7 @@ class _SleepingFunction:
             self._check(*args, **kwargs)
         task = _current.get()
         if task is None:
-            raise NoKernelError(
-                f"{self._name}() needs a running kdefer_async Kernel: call it inside "
-                "`async with Kernel():` or from kdefer_async.run()"
-            )
+            raise no_kernel_error(f"{self._name}()")  # (says so in a foreign thread)
         if task.owner is not task.kernel._task_ident():
             task = own_task(task)
         if task.preempt_count or task.irqs_off or task.pid == 0:

@@ -438,3 +438,49 @@ class TestRun:
         report = report_of(seen["k"])
         assert report.reason == "exception"
         assert report.counts() == {"delayed work cancelled": 1}
+
+
+class TestThreadsafeInterrupts:
+    pytestmark = pytest.mark.anyio
+
+    async def test_normal_exit_delivers_what_other_threads_raised(self) -> None:
+        """Interrupts raised with raise_irq_threadsafe and not yet delivered when the block
+        ends are delivered during the normal shutdown, not lost."""
+        seen: list[int] = []
+
+        def handler(irq: int, dev: object) -> int:
+            seen.append(irq)
+            return kd.IRQ_HANDLED
+
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            request_irq(11, handler, 0, "dev11", None)
+            for _ in range(3):
+                k.raise_irq_threadsafe(11)  # queued: delivered by the kernel's own task
+        assert seen == [11, 11, 11]
+        assert len(report_of(k)) == 0
+
+    async def test_abort_names_and_counts_them(self) -> None:
+        """Leaving by an exception: interrupts still queued from other threads are named
+        in dmesg and counted, one item each, and never delivered."""
+        seen: list[int] = []
+
+        def handler(irq: int, dev: object) -> int:
+            seen.append(irq)  # pragma: no cover
+            return kd.IRQ_HANDLED  # pragma: no cover
+
+        k = Kernel(nr_cpus=1, hz=250)
+
+        async def body() -> None:
+            async with k:
+                request_irq(12, handler, 0, "dev12", None)
+                k.raise_irq_threadsafe(12)
+                k.raise_irq_threadsafe(12)
+                raise RuntimeError("stop")
+
+        with pytest.raises(RuntimeError, match="stop"):
+            await body()
+        assert seen == []
+        report = report_of(k)
+        assert report.counts() == {"irq dropped": 2}
+        assert all(item.func == "dev12" for item in report.items)
+        check_report_matches_dmesg(k)
