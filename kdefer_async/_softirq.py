@@ -18,13 +18,12 @@ Kernel invariants modelled (kernel/softirq.c):
 from __future__ import annotations
 
 import inspect
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
 
-from ._check import check_callback, check_int, is_async_callable
+from ._check import check_callback, check_int
 from ._consts import (
     HARDIRQ_MASK,
     HI_SOFTIRQ,
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
     from ._cpu import CPU
 
 __all__ = [
-    "check_atomic_callable",
     "handle_softirqs",
     "local_bh_disable",
     "local_bh_enable",
@@ -58,40 +56,6 @@ __all__ = [
     "run_atomic_result",
     "wakeup_softirqd",
 ]
-
-
-def check_atomic_callable(
-    fn: object,
-    what: str,
-    func: str | None = None,
-    param: str | None = None,
-    *,
-    shape: str | None = None,
-    nargs: int | None = None,
-) -> None:
-    """
-    Reject what cannot run in atomic context: non-callables and ``async def`` functions.
-
-    The older helper of the handlers' registration functions, worded by
-    :func:`~kdefer_async._check.check_callback`. *func* and *param* name the public function
-    and its parameter in the message; when they are not given they are those of the caller
-    (the function that registers the handler, and its parameter that holds *fn*). With *nargs*
-    the number of arguments the handler will be called with is checked too.
-    """
-    if func is None or param is None:
-        frame = sys._getframe(1)
-        if func is None:
-            func = frame.f_code.co_name
-        if param is None:
-            param = next((k for k, v in frame.f_locals.items() if v is fn), "fn")
-        del frame
-    if nargs is None:
-        if callable(fn) and not is_async_callable(fn):
-            return
-        nargs = 0  # check_callback rejects fn before it looks at the arguments
-    check_callback(
-        fn, func, param, shape=shape or f"{param}(...)", nargs=nargs, kind="atomic", what=what
-    )
 
 
 def run_atomic_result(task: TaskStruct, result: object, fn: object) -> None:

@@ -702,25 +702,3 @@ class TestArguments:
                     call()
             assert local_softirq_pending() == 0
             assert k.softirq_vec == before
-
-    async def test_older_handler_check_uses_the_new_wording(self) -> None:
-        """check_atomic_callable names its caller and the caller's parameter, as check_callback."""
-        from kdefer_async._softirq import check_atomic_callable
-
-        def register_handler(irq: int, handler: object) -> None:
-            check_atomic_callable(handler, "an interrupt handler")
-
-        async with Kernel(nr_cpus=1, hz=250):
-            with pytest.raises(
-                TypeError,
-                match=r"^register_handler\(\) expects a function callable as handler\(\.\.\.\) "
-                r"for 'handler', got int$",
-            ):
-                register_handler(5, 42)
-            with pytest.raises(
-                TypeError,
-                match=r"^register_handler\(\): an interrupt handler runs in atomic context and "
-                r"must be a plain function, but sleepy_action is `async def`",
-            ):
-                register_handler(5, sleepy_action)
-            register_handler(5, lambda irq, dev: None)
