@@ -233,6 +233,32 @@ def check_callback(
         TypeError: *fn* is not callable, is of the wrong kind, or cannot take *nargs*
             positional arguments. The message shows the expected call.
     """
+    if type(fn) is types.FunctionType and fn.__kwdefaults__ is None and not fn.__dict__:
+        # a plain function: its code object decides, and a code object seen before with the
+        # same defaults passed already (registering many callbacks of one function is cheap)
+        defaults = fn.__defaults__
+        key = (fn.__code__, len(defaults) if defaults else 0, nargs, kind)
+        if key in _PASSED:
+            return
+        _check_callback(fn, func, param, shape, nargs, kind, what)
+        _PASSED.add(key)
+        return
+    _check_callback(fn, func, param, shape, nargs, kind, what)
+
+
+#: (code, number of defaults, nargs, kind) of plain functions that passed check_callback.
+_PASSED: set[tuple[types.CodeType, int, int, str]] = set()
+
+
+def _check_callback(
+    fn: object,
+    func: str,
+    param: str,
+    shape: str,
+    nargs: int,
+    kind: CallbackKind,
+    what: str | None,
+) -> None:
     if not callable(fn):
         raise bad_type(func, param, f"a function callable as {shape}", fn)
     if kind != "any":
