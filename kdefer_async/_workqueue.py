@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from ._check import bad_type, check_int, check_str
+from ._check import bad_type, bad_value, check_int, check_str
 from ._consts import (
     HI_SOFTIRQ,
     IRQ_MASK,
@@ -604,10 +604,16 @@ class Workqueue:
 
 
 def check_wq(wq: object, func: str, param: str = "wq") -> Workqueue:
-    """*wq* if it is a :class:`Workqueue` (a system workqueue's stand-in included)."""
-    if isinstance(wq, Workqueue):
-        return wq
-    raise bad_type(func, param, "a Workqueue", wq)
+    """
+    *wq* if it is a :class:`Workqueue` made by :func:`alloc_workqueue` and friends, or a
+    system workqueue's stand-in: a bare ``Workqueue()`` has no pools (in C, a pointer to
+    memory no allocation set up).
+    """
+    if not isinstance(wq, Workqueue):
+        raise bad_type(func, param, "a Workqueue", wq)
+    if wq._kernel is None and wq._sysname is None:
+        raise bad_value(func, param, "a Workqueue made by alloc_workqueue", wq)
+    return wq
 
 
 def _resolve(wq: object, func: str) -> Workqueue:
@@ -2114,7 +2120,14 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
             check_work(work, "queue_work")
         return False
     cpu = task.cpu
-    pwq = wq._qpwq[cpu]
+    try:
+        pwq = wq._qpwq[cpu]
+    except IndexError:
+        # a Workqueue() that alloc_workqueue never set up has no per-CPU list
+        err = _arg_error(_check_queue_args, "queue_work", wq, work)
+        if err is None:
+            raise
+        raise err from None
     if pwq is None or (work._pool is not None and work._pool is not pwq.pool):
         # the long way: first use, BH, draining or destroyed, or last run on another pool
         if wq._flags & WQ_BH:
@@ -2291,6 +2304,8 @@ def _delayed_args(
         check_cpu(task.kernel, cpu, func, unbound=True)
     if wq._sysname is not None:
         wq = wq._t()
+    elif wq._kernel is None:
+        check_wq(wq, func)  # a Workqueue() never set up by alloc_workqueue: raises
     if wq._flags & WQ_BH:
         _queue_checks(wq, dwork.work, func)
     return task, wq

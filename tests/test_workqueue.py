@@ -2182,3 +2182,29 @@ class TestArguments:
             assert wq.max_active == 4
             assert logged(k, "out of range") == 0
             await destroy_workqueue(wq)
+
+    async def test_workqueue_never_allocated(self) -> None:
+        """A bare Workqueue() (no alloc_workqueue) is a ValueError at the call, before the item
+        is pending or its timer armed: it would fail later, in a kworker or the timer softirq."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            bare = Workqueue()
+            w = Work(noop)
+            dw = DelayedWork(noop)
+            for call, name in [
+                (lambda: queue_work(bare, w), "queue_work"),
+                (lambda: queue_work_on(1, bare, w), "queue_work_on"),
+                (lambda: queue_delayed_work(bare, dw, 5), "queue_delayed_work"),
+                (lambda: workqueue_congested(0, bare), "workqueue_congested"),
+                (lambda: enable_and_queue_work(bare, w), "enable_and_queue_work"),
+            ]:
+                with pytest.raises(
+                    ValueError,
+                    match=exactly(
+                        f"{name}() expects a Workqueue made by alloc_workqueue for 'wq', "
+                        "got <Workqueue '' flags=0x0 max_active=0>"
+                    ),
+                ):
+                    call()
+            assert not work_pending(w)
+            assert not delayed_work_pending(dw)
+            assert logged(k, "underflowed") == 0
