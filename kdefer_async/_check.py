@@ -33,11 +33,13 @@ __all__ = [
     "bad_value",
     "check_bool",
     "check_callback",
+    "check_cpu",
     "check_instance",
     "check_int",
     "check_number",
     "check_optional_str",
     "check_str",
+    "cpu_range",
     "describe",
     "type_name",
 ]
@@ -148,6 +150,36 @@ def check_optional_str(value: object, func: str, param: str) -> str | None:
     raise bad_type(func, param, "a str or None", value)
 
 
+def cpu_range(nr_cpus: int) -> str:
+    """How a message says which CPU numbers a kernel of *nr_cpus* CPUs has."""
+    return "CPU 0 (the only one)" if nr_cpus == 1 else f"a CPU number from 0 to {nr_cpus - 1}"
+
+
+def check_cpu(
+    cpu: object,
+    nr_cpus: int,
+    func: str,
+    param: str = "cpu",
+    *,
+    also: tuple[int, str] | None = None,
+    or_none: bool = False,
+) -> int:
+    """
+    *cpu* if it is one of the CPU numbers of a kernel with *nr_cpus* CPUs, or the special
+    value ``also[0]`` (shown as ``also[1]``, e.g. ``WORK_CPU_UNBOUND``) where one is taken.
+    With *or_none* the message says that ``None`` is taken too (the caller handles it).
+    """
+    if type(cpu) is int and (0 <= cpu < nr_cpus or (also is not None and cpu == also[0])):
+        return cpu
+    if type(cpu) is not int and (isinstance(cpu, bool) or not isinstance(cpu, int)):
+        raise bad_type(func, param, "an int (a CPU number) or None" if or_none else "an int", cpu)
+    value: int = cpu
+    if 0 <= value < nr_cpus or (also is not None and value == also[0]):
+        return value  # an int subclass
+    expected = cpu_range(nr_cpus) + (f" or {also[1]}" if also is not None else "")
+    raise bad_value(func, param, expected, value)
+
+
 # -- callbacks -----------------------------------------------------------------------------
 
 
@@ -199,10 +231,12 @@ def _accepts(fn: Any, n: int) -> bool | None:
 
 
 def _shown_signature(fn: object) -> str:
+    """``(a, b=1)``: the parameters only (a return annotation says nothing about the call)."""
     try:
-        return str(inspect.signature(fn))  # type: ignore[arg-type]
+        sig = inspect.signature(fn)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "(...)"
+    return str(sig.replace(return_annotation=inspect.Signature.empty))
 
 
 def check_callback(

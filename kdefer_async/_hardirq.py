@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._check import bad_type, check_callback, check_int, check_str
+from ._check import check_callback, check_cpu, check_int, check_str
 from ._consts import (
     EBUSY,
     EINVAL,
@@ -109,15 +109,7 @@ def check_irq(irq: object, func: str) -> int:
 
 def check_cpu_arg(kernel: Kernel, cpu: object, func: str) -> int:
     """*cpu* if it is the number of one of *kernel*'s CPUs (``None`` is the caller's to handle)."""
-    if type(cpu) is not int and (isinstance(cpu, bool) or not isinstance(cpu, int)):
-        raise bad_type(func, "cpu", "an int (a CPU number) or None", cpu)
-    return check_int(
-        cpu, func, "cpu", lo=0, hi=kernel.nr_cpus - 1, expected=_cpu_range(kernel.nr_cpus)
-    )
-
-
-def _cpu_range(nr_cpus: int) -> str:
-    return "CPU 0 (the only one)" if nr_cpus == 1 else f"a CPU number from 0 to {nr_cpus - 1}"
+    return check_cpu(cpu, kernel.nr_cpus, func, or_none=True)
 
 
 # -- request_irq / free_irq -------------------------------------------------------------------

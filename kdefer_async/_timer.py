@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._check import bad_type, bad_value, check_callback, check_instance, check_int
+from ._check import bad_type, bad_value, check_callback, check_cpu, check_instance, check_int
 from ._consts import (
     HARDIRQ_MASK,
     HARDIRQ_OFFSET,
@@ -514,8 +514,7 @@ def add_timer_on(timer: TimerList, cpu: int) -> None:
     _check_add(timer, "add_timer_on")
     task = _cur()
     kernel = task.kernel
-    last = kernel.nr_cpus - 1
-    nr = check_int(cpu, "add_timer_on", "cpu", lo=0, hi=last, expected=f"a CPU from 0 to {last}")
+    nr = check_cpu(cpu, kernel.nr_cpus, "add_timer_on")
     if timer._bucket is not None:
         warn_once("add_timer_on")
         return

@@ -23,7 +23,14 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._check import bad_type, bad_value, check_bool, check_callback, check_int
+from ._check import (
+    bad_type,
+    bad_value,
+    check_bool,
+    check_callback,
+    check_cpu as _check_cpu,
+    check_int,
+)
 from ._consts import LONG_MAX, TIMER_DEFERRABLE, TIMER_IRQSAFE
 from ._printk import symbol_name
 from ._timer import TimerList, timer_setup
@@ -114,14 +121,8 @@ def check_cpu(
     *cpu* if it is one of *kernel*'s CPUs (or, with *unbound*, ``WORK_CPU_UNBOUND``, which the
     queueing functions take as "the local CPU").
     """
-    nr = kernel.nr_cpus
-    if type(cpu) is int and (0 <= cpu < nr or (unbound and cpu == WORK_CPU_UNBOUND)):
-        return cpu
-    expected = f"a CPU number from 0 to {nr - 1}" + (" or WORK_CPU_UNBOUND" if unbound else "")
-    value = check_int(cpu, func, param)
-    if 0 <= value < nr or (unbound and value == WORK_CPU_UNBOUND):
-        return value  # an int subclass
-    raise bad_value(func, param, expected, value)
+    also = (WORK_CPU_UNBOUND, "WORK_CPU_UNBOUND") if unbound else None
+    return _check_cpu(cpu, kernel.nr_cpus, func, param, also=also)
 
 
 def check_delay(delay: object, func: str) -> int:

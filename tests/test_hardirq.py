@@ -716,7 +716,7 @@ class TestArguments:
                 "request_irq() expects a function callable as handler(irq, dev) for 'handler', but "
             )
             assert str(info.value).endswith(
-                "one(irq: 'int') -> 'int' cannot be called with 2 positional arguments"
+                "one(irq: 'int') cannot be called with 2 positional arguments"
             )
             assert k.irq_actions == {}
 

@@ -386,7 +386,7 @@ class TestArguments:
                 TypeError,
                 match=exactly(
                     "kthread_run() expects a function callable as threadfn(data) for "
-                    "'threadfn', but no_data() -> 'int' cannot be called with 1 positional "
+                    "'threadfn', but no_data() cannot be called with 1 positional "
                     "argument"
                 ),
             ):

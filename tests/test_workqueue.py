@@ -1897,7 +1897,7 @@ class TestArguments:
                 TypeError,
                 match=exactly(
                     "INIT_WORK() expects a function callable as func(work) for 'func', but "
-                    "no_args() -> 'None' cannot be called with 1 positional argument"
+                    "no_args() cannot be called with 1 positional argument"
                 ),
             ):
                 INIT_WORK(Work(), no_args)  # type: ignore[arg-type]
