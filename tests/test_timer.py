@@ -1154,7 +1154,8 @@ class TestArguments:
             t = TimerList(_tick)
             t.expires = kdefer_async.jiffies + 5
             with pytest.raises(
-                ValueError, match=r"^add_timer_on\(\) expects a CPU number from 0 to 1 for 'cpu', got 2$"
+                ValueError,
+                match=r"^add_timer_on\(\) expects a CPU number from 0 to 1 for 'cpu', got 2$",
             ):
                 add_timer_on(t, 2)
             with pytest.raises(
