@@ -574,7 +574,7 @@ class Workqueue:
 
     def __repr__(self) -> str:
         if self._sysname is not None:
-            return f"<Workqueue {self._sysname} (system)>"
+            return f"<Workqueue {self._sysname!r}, a system workqueue>"
         state = " destroyed" if self._destroyed else ""
         return f"<Workqueue {self._name!r} flags={self._flags:#x} max_active={self._max_active}{state}>"
 

@@ -1590,7 +1590,7 @@ class TestArguments:
                 ValueError,
                 match=exactly(
                     "destroy_workqueue() expects a workqueue that is not a system one for 'wq', "
-                    "got <Workqueue events (system)>"
+                    "got <Workqueue 'events', a system workqueue>"
                 ),
             ):
                 destroy_workqueue(system_percpu_wq)
