@@ -1130,7 +1130,12 @@ async def worker_thread(worker: Worker) -> None:
                             if worker.special:
                                 _finish_special(worker, wq, ran)
                             elif ran >= hog_s and percpu:
-                                _hogged(worker, wq)
+                                # a hog seen only as it returns: counted and reported as
+                                # wq_worker_tick() would, not flagged (process_one_work()
+                                # clears the flag as the item ends; left set, it would take
+                                # this worker off nr_running a second time when it goes idle)
+                                wq._stats.cpu_intensive += 1
+                                _report_hog(pool.kernel, func)
                             if task.preempt_count:
                                 _leaked_atomic(worker)
                             if work._worker is worker:

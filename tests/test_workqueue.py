@@ -93,6 +93,7 @@ from kdefer_async import (
     system_power_efficient_wq,
     system_unbound_wq,
     system_wq,
+    udelay,
     wait_for_completion,
     work_busy,
     work_pending,
@@ -614,6 +615,32 @@ class TestConcurrencyManagement:
             await flush_workqueue(wq)
             assert tr.index("s:B") < tr.index("e:hog")
             assert k.wq_stats()["wq12"]["CPUitsv"] == 1
+            await destroy_workqueue(wq)
+
+    async def test_hog_found_at_the_end_of_a_run_leaves_the_pool_working(self) -> None:
+        """WQ-12: a plain item found over the threshold only when it returns is counted as a
+        CPU hog, but the flag ends with the item (process_one_work clears it), so the pool
+        still counts its kworker as running once, not twice, and the next item runs."""
+        tr = Trace()
+        # a threshold of 100 us and a 300 us busy-wait: the item is a hog on any machine
+        async with Kernel(nr_cpus=1, hz=250, wq_cpu_intensive_thresh_us=100) as k:
+            wq = percpu_wq("wq12b")
+
+            def hog_fn(_work: Work) -> None:
+                tr.start("hog")
+                udelay(300)
+                tr.end("hog")
+
+            # flush_workqueue waits on flush colors, not on the item: nothing else marks the
+            # run as special, so the hog is only seen once the function has returned
+            assert queue_work(wq, Work(hog_fn))
+            with anyio.fail_after(5):
+                await flush_workqueue(wq)
+            assert k.wq_stats()["wq12b"]["CPUitsv"] == 1
+            assert queue_work(wq, plain_work(tr, "next"))
+            with anyio.fail_after(5):
+                await flush_workqueue(wq)
+            assert tr.runs == {"hog": 1, "next": 1}
             await destroy_workqueue(wq)
 
 
