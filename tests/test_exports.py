@@ -1,5 +1,9 @@
 """The public namespace: ``__all__``, the API.md contract, and the sleep/atomic split of kinds.
 
+The contract is every section of ``../shared/API.md``, plus the sections of
+``../shared/API-next.md`` listed in :data:`IMPLEMENTED_NEXT` (each checked in full, like the
+sections of API.md).
+
 Plain synchronous tests: they inspect the package; the few that need a kernel start one with
 ``kdefer_async.run``.
 """
@@ -8,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +20,23 @@ import apiargs
 import pytest
 
 import kdefer_async
-from kdefer_async import DEFINE_SPINLOCK, KernelBug, NoKernelError, spin_lock, spin_unlock
+from kdefer_async import (
+    DEFINE_SPINLOCK,
+    KernelBug,
+    NoKernelError,
+    Workqueue,
+    spin_lock,
+    spin_unlock,
+)
 
-#: The contract lives beside the repository (``../shared/API.md``), not in it.
-API_MD = Path(__file__).resolve().parents[2] / "shared" / "API.md"
-#: The one section not yet implemented by this package.
-SKIPPED_SECTIONS = frozenset({"Workqueues"})
+#: The contract lives beside the repository (``../shared/``), not in it.
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+API_MD = SHARED / "API.md"
+#: The next mechanisms: only the sections listed in IMPLEMENTED_NEXT are part of the contract.
+API_NEXT_MD = SHARED / "API-next.md"
+#: The titles of the API-next.md sections this package implements (none yet). A section listed
+#: here is checked in full, as every section of API.md is; add its title once it is done.
+IMPLEMENTED_NEXT: frozenset[str] = frozenset()
 #: Names read from the running kernel on access; not in ``__all__``.
 DYNAMIC = frozenset({"HZ", "jiffies", "INITIAL_JIFFIES", "MAX_SOFTIRQ_TIME"})
 #: Sleeping APIs the package offers beyond API.md (kernel names, all ``async def``).
@@ -73,12 +89,64 @@ def parse_api(text: str) -> list[Entry]:
     return entries
 
 
+def section_titles(text: str) -> list[str]:
+    """The ``## `` section titles of a contract file, outside fenced blocks."""
+    titles = []
+    fenced = False
+    for raw in text.splitlines():
+        if raw.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and raw.startswith("## "):
+            titles.append(raw[3:].strip())
+    return titles
+
+
+def contract_entries(api: str, api_next: str | None, implemented: Iterable[str]) -> list[Entry]:
+    """Every entry of *api* (API.md), then every entry of the *implemented* sections of
+    *api_next* (API-next.md). A listed title that is not a section of *api_next*, or one
+    without declarations, is a ``ValueError``: a typo must not check nothing."""
+    entries = parse_api(api)
+    wanted = set(implemented)
+    if not wanted:
+        return entries
+    if api_next is None:
+        raise ValueError(f"API-next.md is needed for its sections {sorted(wanted)}")
+    nxt = [e for e in parse_api(api_next) if e.section in wanted]
+    empty = sorted(wanted - {e.section for e in nxt})
+    if empty:
+        raise ValueError(f"not sections of API-next.md with declarations: {empty}")
+    return entries + nxt
+
+
+def missing_names(entries: Iterable[Entry]) -> list[str]:
+    """The names of *entries* the package does not export (in ``__all__`` or read from the
+    running kernel), in contract order."""
+    return [e.name for e in entries if e.name not in kdefer_async.__all__ and e.name not in DYNAMIC]
+
+
+def _read(path: Path) -> str:
+    if not path.is_file():
+        pytest.skip(f"{path.name} not found in ../shared beside the repository ({path})")
+    return path.read_text()
+
+
 @pytest.fixture(scope="module")
-def api_entries() -> list[Entry]:
-    """The contract's entries outside the sections not implemented yet."""
-    if not API_MD.is_file():
-        pytest.skip(f"API.md not found at ../shared/API.md beside the repository ({API_MD})")
-    entries = [e for e in parse_api(API_MD.read_text()) if e.section not in SKIPPED_SECTIONS]
+def api_text() -> str:
+    """The text of ``../shared/API.md``."""
+    return _read(API_MD)
+
+
+@pytest.fixture(scope="module")
+def api_next_text() -> str:
+    """The text of ``../shared/API-next.md``."""
+    return _read(API_NEXT_MD)
+
+
+@pytest.fixture(scope="module")
+def api_entries(api_text: str) -> list[Entry]:
+    """The contract: every section of API.md and the implemented sections of API-next.md."""
+    api_next = _read(API_NEXT_MD) if IMPLEMENTED_NEXT else None
+    entries = contract_entries(api_text, api_next, IMPLEMENTED_NEXT)
     assert entries, "API.md has no fenced declarations"
     return entries
 
@@ -167,15 +235,66 @@ class TestAll:
             _ = kdefer_async.no_such_name  # type: ignore[attr-defined]
 
 
+class TestContractSections:
+    def test_every_section_of_api_md_is_checked(
+        self, api_text: str, api_entries: list[Entry]
+    ) -> None:
+        """No section of API.md is skipped: each has declarations, all of them in the contract."""
+        own = parse_api(api_text)
+        assert {e.section for e in own} == set(section_titles(api_text))
+        assert "Workqueues" in {e.section for e in own}
+        assert set(own) <= set(api_entries)
+
+    def test_implemented_next_sections_exist(self, api_next_text: str) -> None:
+        """Every title listed in IMPLEMENTED_NEXT is a section of API-next.md."""
+        assert set(IMPLEMENTED_NEXT) <= set(section_titles(api_next_text))
+
+    def test_implemented_next_sections_are_checked_in_full(
+        self, api_next_text: str, api_entries: list[Entry]
+    ) -> None:
+        """Every declaration of a listed API-next.md section is in the contract."""
+        listed = {e for e in parse_api(api_next_text) if e.section in IMPLEMENTED_NEXT}
+        assert listed <= set(api_entries)
+
+    def test_missing_name_in_an_implemented_next_section_fails(self) -> None:
+        """A name missing from a section listed as implemented is reported; the same section
+        unlisted is not checked."""
+        api = "## Now\n```\ndef msleep(ms)\n```\n"
+        api_next = "\n".join(
+            [
+                "## Done",
+                "```",
+                "def ndelay(ns)",
+                "async def no_such_sleeper_api(x)",
+                "NO_SUCH_CONSTANT",
+                "```",
+                "## Later",
+                "```",
+                "def not_yet_api()",
+                "```",
+            ]
+        )
+        listed = contract_entries(api, api_next, {"Done"})
+        assert missing_names(listed) == ["no_such_sleeper_api", "NO_SUCH_CONSTANT"]
+        assert missing_names(contract_entries(api, api_next, set())) == []
+        assert missing_names(contract_entries(api, api_next, {"Done", "Later"}))[-1] == (
+            "not_yet_api"
+        )
+
+    def test_listed_title_that_is_no_section_is_rejected(self) -> None:
+        """A title in the implemented list that API-next.md does not have is an error."""
+        api = "## Now\n```\ndef msleep(ms)\n```\n"
+        api_next = "## Done\n```\ndef ndelay(ns)\n```\n"
+        with pytest.raises(ValueError, match="Dnoe"):
+            contract_entries(api, api_next, {"Dnoe"})
+        with pytest.raises(ValueError, match="Done"):
+            contract_entries(api, None, {"Done"})
+
+
 class TestContract:
     def test_every_name_exported(self, api_entries: list[Entry]) -> None:
-        """Every API.md name outside "## Workqueues" is in __all__ (or read from the kernel)."""
-        missing = [
-            e.name
-            for e in api_entries
-            if e.name not in kdefer_async.__all__ and e.name not in DYNAMIC
-        ]
-        assert missing == []
+        """Every name of the contract is in __all__ (or read from the running kernel)."""
+        assert missing_names(api_entries) == []
 
     def test_classes(self, api_entries: list[Entry]) -> None:
         """Every `class` of API.md is a class."""
@@ -208,7 +327,8 @@ class TestContract:
         assert wrong == []
 
     def test_constants(self, api_entries: list[Entry]) -> None:
-        """Every other API.md name is a plain value: a KERN_* level string, else an int."""
+        """Every other contract name is a plain value: a KERN_* level string, a system
+        workqueue (a Workqueue, usable before any kernel exists), else an int."""
         wrong = []
         for e in api_entries:
             if e.kind != "name" or e.name in DYNAMIC:
@@ -216,6 +336,8 @@ class TestContract:
             obj = getattr(kdefer_async, e.name)
             if e.name.startswith("KERN_"):
                 ok = type(obj) is str
+            elif e.name.startswith("system_"):
+                ok = isinstance(obj, Workqueue)
             else:
                 ok = isinstance(obj, int) and not isinstance(obj, bool)
             if not ok:
