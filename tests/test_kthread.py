@@ -12,10 +12,12 @@ from kdefer_async import (
     EINTR,
     MAX_SCHEDULE_TIMEOUT,
     TASK_INTERRUPTIBLE,
+    Completion,
     Kernel,
     KernelBug,
     KernelPanic,
     TaskStruct,
+    complete,
     current,
     kthread_bind,
     kthread_create,
@@ -26,6 +28,7 @@ from kdefer_async import (
     schedule_timeout,
     set_current_state,
     smp_processor_id,
+    wait_for_completion,
     wake_up_process,
 )
 from kdefer_async.testing import settle
@@ -243,9 +246,13 @@ class TestKthreadBind:
         """kthread_bind before the first wake-up puts the thread on that CPU."""
         async with Kernel(nr_cpus=2, hz=250):
             cpus: list[int] = []
+            gate = Completion()
 
             async def threadfn(_: object) -> int:
                 cpus.append(smp_processor_id())
+                # held here until the test has looked: a timed sleep could end during
+                # settle() on a busy machine
+                await wait_for_completion(gate)
                 await msleep(1)
                 cpus.append(smp_processor_id())
                 return 0
@@ -257,6 +264,7 @@ class TestKthreadBind:
             wake_up_process(task)
             await settle()
             assert cpus == [1]
+            complete(gate)  # woken from CPU 0, it stays on CPU 1
             assert await kthread_stop(task) == 0
             assert cpus == [1, 1]
 
