@@ -108,6 +108,8 @@ pytestmark = pytest.mark.anyio
 IRQ_A = 12
 KWORKER = re.compile(r"kworker/(\d+):(\d+)(H?)$")
 KWORKER_UNBOUND = re.compile(r"kworker/u\d+:\d+$")
+#: Safety net for waits that must end: never reached when the library is right.
+SAFETY = 5.0
 
 
 class Trace:
@@ -168,6 +170,21 @@ def async_work(
         tr.end(name)
 
     return Work(fn)
+
+
+async def start_all_before_any_ends(wq: Workqueue, tr: Trace, names: str) -> None:
+    """Queue one item per name on *wq*, each held at a gate once started; wait until all of
+    them have started, then open the gate and flush. Nothing can end before every item has
+    started, so a pool that does not run them at once fails here (at SAFETY) instead of a
+    timed sleep deciding the outcome."""
+    gate, started = Completion(), Completion()
+    for n in names:
+        queue_work(wq, async_work(tr, n, gate=gate, started=started))
+    with anyio.fail_after(SAFETY):
+        for _ in names:
+            await wait_for_completion(started)
+    complete_all(gate)
+    await flush_workqueue(wq)
 
 
 def percpu_wq(name: str, max_active: int = 0, flags: int = 0) -> Workqueue:
@@ -523,9 +540,17 @@ class TestConcurrencyManagement:
         tr = Trace()
         async with Kernel(nr_cpus=2, hz=250) as k:
             wq = percpu_wq("wq07", 16)
-            queue_work(wq, async_work(tr, "A", ms=1))
-            queue_work(wq, async_work(tr, "B"))
-            queue_work(wq, async_work(tr, "C"))
+            gate = Completion()
+            queue_work(wq, async_work(tr, "A", gate=gate))
+            b, c = async_work(tr, "B"), async_work(tr, "C")
+            queue_work(wq, b)
+            queue_work(wq, c)
+            # A sleeps until the gate opens, after B and C are done: only another worker,
+            # woken because A sleeps, can run them (no timed sleep that may end first)
+            with anyio.fail_after(SAFETY):
+                await flush_work(b)
+                await flush_work(c)
+            complete_all(gate)
             await flush_workqueue(wq)
             assert tr.index("s:B") < tr.index("e:A")
             assert tr.index("s:C") < tr.index("e:A")
@@ -563,9 +588,7 @@ class TestConcurrencyManagement:
         tr = Trace()
         async with Kernel(nr_cpus=2, hz=250) as k:
             wq = percpu_wq("wq08", 16, WQ_CPU_INTENSIVE)
-            for n in "ABC":
-                queue_work(wq, async_work(tr, n, ms=1))
-            await flush_workqueue(wq)
+            await start_all_before_any_ends(wq, tr, "ABC")
             last_start = max(tr.index(f"s:{n}") for n in "ABC")
             first_end = min(tr.index(f"e:{n}") for n in "ABC")
             assert last_start < first_end
@@ -579,9 +602,7 @@ class TestConcurrencyManagement:
         tr = Trace()
         async with Kernel(nr_cpus=2, hz=250) as k:
             wq = unbound_wq("wq09")
-            for n in "ABC":
-                queue_work(wq, async_work(tr, n, ms=1))
-            await flush_workqueue(wq)
+            await start_all_before_any_ends(wq, tr, "ABC")
             last_start = max(tr.index(f"s:{n}") for n in "ABC")
             first_end = min(tr.index(f"e:{n}") for n in "ABC")
             assert last_start < first_end
@@ -709,9 +730,17 @@ class TestMaxActive:
         tr = Trace()
         async with Kernel(nr_cpus=2, hz=250):
             wq = percpu_wq("percpu1", 1)
-            queue_work_on(0, wq, async_work(tr, "A", ms=1))
-            queue_work_on(1, wq, async_work(tr, "B", ms=1))
-            queue_work_on(1, wq, async_work(tr, "C", ms=1))
+            gate, started = Completion(), Completion()
+            queue_work_on(0, wq, async_work(tr, "A", gate=gate, started=started))
+            queue_work_on(1, wq, async_work(tr, "B", gate=gate, started=started))
+            queue_work_on(1, wq, async_work(tr, "C", gate=gate, started=started))
+            # A and B both start while neither can end; C waits for B's slot on CPU 1
+            with anyio.fail_after(SAFETY):
+                await wait_for_completion(started)
+                await wait_for_completion(started)
+            await settle()
+            assert tr.runs == Counter({"A": 1, "B": 1})
+            complete_all(gate)
             await flush_workqueue(wq)
             assert tr.peak == 2
             assert tr.where["A"][0][0] == 0
@@ -724,10 +753,18 @@ class TestMaxActive:
         tr = Trace()
         async with Kernel(nr_cpus=2, hz=250):
             wq = unbound_wq("ub2", 2)
+            gate, started = Completion(), Completion()
             for i, n in enumerate("ABCDE"):
-                queue_work_on(i % 2, wq, async_work(tr, n, ms=1))
+                queue_work_on(i % 2, wq, async_work(tr, n, gate=gate, started=started))
             assert workqueue_congested(0, wq)
             assert workqueue_congested(1, wq)
+            # two start while none can end; the other three wait for a slot
+            with anyio.fail_after(SAFETY):
+                await wait_for_completion(started)
+                await wait_for_completion(started)
+            await settle()
+            assert tr.runs == Counter({"A": 1, "B": 1})
+            complete_all(gate)
             await flush_workqueue(wq)
             assert tr.peak == 2
             starts = [e for e in tr.events if e.startswith("s:")]
