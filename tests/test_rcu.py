@@ -26,6 +26,7 @@ from kdefer_async import (
     cancel_work_sync,
     complete,
     current,
+    current_kernel,
     disable_work,
     enable_work,
     flush_rcu_work,
@@ -44,6 +45,7 @@ from kdefer_async import (
     wait_for_completion,
     work_pending,
 )
+from kdefer_async._rcu import rcu_state
 
 pytestmark = pytest.mark.anyio
 
@@ -51,10 +53,11 @@ IRQ = 9
 
 
 class Log:
-    """What each callback saw: name, jiffies, CPU, in softirq, comm."""
+    """What each callback saw: name, jiffies, CPU, in softirq, comm, and the number of grace
+    periods completed (the kernel's ``gp_seq``: the grace period it waited for)."""
 
     def __init__(self) -> None:
-        self.seen: list[tuple[str, int, int, bool, str]] = []
+        self.seen: list[tuple[str, int, int, bool, str, int]] = []
 
     def cb(self, name: str, done: Completion | None = None) -> object:
         def fn(_head: object) -> None:
@@ -65,6 +68,7 @@ class Log:
                     smp_processor_id(),
                     in_serving_softirq(),
                     current().comm,
+                    rcu_state(current_kernel()).gp_seq,
                 )
             )
             if done is not None:
@@ -74,7 +78,7 @@ class Log:
 
 
 class TestCallRcu:
-    async def test_callback_runs_after_a_grace_period(self) -> None:
+    async def test_callback_runs_after_a_grace_period(self, virtual: bool) -> None:
         """A call_rcu callback runs neither in the call nor before the next jiffy, in
         RCU_SOFTIRQ on the queueing CPU (a hardirq on CPU 1 here), in queueing order; one
         queued while a grace period runs (C) ends with it; one queued by a callback needs a
@@ -112,8 +116,19 @@ class TestCallRcu:
             assert a[2] == b[2] == r[2] == d[2] == 0
             assert c[2] == 1
             assert all(s[3] for s in log.seen)  # in softirq context
-            assert a[1] == b[1] == c[1] == r[1]
+            # A, B and R run as the first grace period ends (R starts D's), D after a second
+            assert a[5] == b[5] == r[5] == 1
+            assert d[5] == 2
             assert d[1] > r[1]
+            if virtual:
+                # the clock stands still while they run, and CPU 1 runs C at once
+                assert c[5] == 1
+                assert a[1] == b[1] == c[1] == r[1]
+            else:
+                # on the real clock a jiffy may pass between two callbacks, and CPU 1's
+                # ksoftirqd may get to C only after D's grace period has ended too
+                assert c[5] >= 1
+                assert a[1] <= b[1] <= r[1]
             assert "RCU" in k.proc_softirqs()
 
     async def test_async_or_bad_callback_is_type_error(self) -> None:
