@@ -66,8 +66,9 @@ from kdefer_async.testing import settle
 pytestmark = pytest.mark.anyio
 
 SLEEP_BUG = "BUG: sleeping function called from invalid context at "
-#: Generous bound for waiting on a timer that is due within a few jiffies (real backends).
-TIMER_WAIT = 1.0
+#: Safety bound for waiting on a timer that is due within a few jiffies: only a broken library
+#: reaches it, so it allows for a busy machine that keeps the process off the CPU a while.
+TIMER_WAIT = 5.0
 
 
 def log_lines(k: Kernel) -> list[str]:
