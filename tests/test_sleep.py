@@ -301,7 +301,9 @@ class TestMsleep:
         async with Kernel(nr_cpus=2, hz=250) as k:
             j = k.jiffies
             await ssleep(0)
-            assert k.jiffies == j if virtual else k.jiffies - j < 25
+            # on the real clock a busy machine may hold the loop for a good part of a second
+            # at the checkpoint: the bound is the shortest sleep ssleep() can do, one second
+            assert k.jiffies == j if virtual else k.jiffies - j < k.hz
 
     async def test_usleep_range_never_early(self, virtual: bool) -> None:
         """TM-25: usleep_range(1000, 2000) never returns before 1000 us."""
