@@ -391,6 +391,35 @@ class TestSelfDeadlock:
                 await flush_workqueue(wq)
             assert rec.runs == 1
 
+    @pytest.mark.parametrize(
+        "waiter",
+        [flush_workqueue, drain_workqueue, destroy_workqueue],
+        ids=["flush_workqueue", "drain_workqueue", "destroy_workqueue"],
+    )
+    async def test_reporting_item_that_hogs_the_cpu_leaves_the_pool_working(
+        self, waiter: Callable[[Workqueue], Awaitable[Any]]
+    ) -> None:
+        """FC-05 on a slow machine: printing lockdep's report and the oops can take the item
+        past the CPU-hog threshold (10 ms of wall time), found only as it returns. A 1 us
+        threshold makes that happen every time: the hog is counted and the pool, whose one
+        worker ran it, still runs the next item."""
+        async with Kernel(nr_cpus=2, hz=250, wq_cpu_intensive_thresh_us=1) as k:
+            wq = new_wq("fc05h")
+
+            async def flush_mine(work: Work) -> None:
+                await waiter(wq)
+
+            assert queue_work(wq, Work(flush_mine))
+            with anyio.fail_after(SAFETY):
+                await flush_workqueue(wq)
+            assert len(k.oopses) == 1
+            assert k.wq_stats()["fc05h"]["CPUitsv"] == 1
+            rec = Recorder()
+            assert queue_work(wq, Work(rec.run))
+            with anyio.fail_after(SAFETY):
+                await flush_workqueue(wq)
+            assert rec.runs == 1
+
     async def test_flush_other_workqueue_from_work_is_fine(self) -> None:
         """FC-05: an item flushing a different workqueue is no self-deadlock: it just waits."""
         async with Kernel(nr_cpus=2, hz=250) as k:
