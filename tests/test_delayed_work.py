@@ -50,6 +50,7 @@ from kdefer_async import (
     mdelay,
     mod_delayed_work,
     mod_delayed_work_on,
+    mod_timer,
     msleep,
     queue_delayed_work,
     queue_delayed_work_on,
@@ -666,9 +667,12 @@ class TestDestroyWhileArmed:
                 runs.record()
 
             dw = DelayedWork(stale_fn)
-            queue_delayed_work(wq, dw, 2)
+            # armed for a second, far longer than destroy_workqueue() takes even on a busy
+            # machine (2 ms could expire during it); then moved to the next tick
+            queue_delayed_work(wq, dw, 1000)
             await destroy_workqueue(wq)
             assert timer_pending(dw.timer)
+            mod_timer(dw.timer, k.jiffies)
             await wait_fired(dw)
             assert logged(k, "workqueue: cannot queue stale_fn on wq doomed") == 1
             assert not delayed_work_pending(dw)
