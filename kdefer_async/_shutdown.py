@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
-from ._consts import HI_SOFTIRQ, RCU_SOFTIRQ, SOFTIRQ_NAMES, TASKLET_SOFTIRQ, TIMER_SOFTIRQ
+from ._consts import (
+    HI_SOFTIRQ,
+    RCU_SOFTIRQ,
+    SOFTIRQ_NAMES,
+    TASKLET_SOFTIRQ,
+    TASKLET_STATE_SCHED,
+    TIMER_SOFTIRQ,
+)
 from ._printk import log_text, symbol_name
 
 if TYPE_CHECKING:
@@ -147,7 +154,7 @@ def _wq_name(wq: Workqueue | None) -> str:
 
 def _drop_queued_work(kernel: Kernel, work: Work, wq: Workqueue | None, state: str) -> None:
     """Take a queued or inactive *work* off its lists for good, and name it."""
-    from ._workqueue import complete_barriers
+    from ._workqueue import complete_barriers, pwq_dec_nr_in_flight
 
     pwq = work._pwq
     color = work._color
@@ -156,11 +163,10 @@ def _drop_queued_work(kernel: Kernel, work: Work, wq: Workqueue | None, state: s
     work._inactive = False
     barriers = work._barriers
     work._barriers = None
-    if pwq is not None:
+    if pwq is not None and color is not None:
         if state == "queued" and not pwq.pool.bh:
-            pwq.nr_active -= 1
-        if color is not None:
-            color.n -= 1
+            pwq.nr_active -= 1  # (its slot is not handed on: nothing is activated)
+        pwq_dec_nr_in_flight(pwq, color, active=False)  # flushes waiting for it end
     if barriers:
         complete_barriers(kernel, barriers)  # a flush of it must not wait forever
     rwork = work._rwork
@@ -234,7 +240,7 @@ def _sweep_cpus(kernel: Kernel) -> None:
         for hi, lst in ((True, cpu.tasklet_hi_vec), (False, cpu.tasklet_vec)):
             while lst:
                 t = lst.popleft()
-                t.state &= ~1  # TASKLET_STATE_SCHED
+                t.state &= ~(1 << TASKLET_STATE_SCHED)
                 func = symbol_name(t.func)
                 why = " (disabled?)" if t.count else ""
                 name_item(
