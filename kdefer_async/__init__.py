@@ -377,10 +377,12 @@ def __getattr__(name: str) -> Any:
 # Library etiquette for loguru: stay silent unless the application enables us.
 _logger.disable("kdefer_async")
 
+# Under pytest the package is assertion-rewritten (it ships a pytest plugin), which adds
+# `@py_builtins` and `@pytest_ar` to these globals: only identifiers are public names.
 __all__ = tuple(
     sorted(
         name
         for name in globals()
-        if not name.startswith("_") and name not in ("annotations", "Any")
+        if not name.startswith("_") and name.isidentifier() and name not in ("annotations", "Any")
     )
 )

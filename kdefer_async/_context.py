@@ -30,6 +30,7 @@ that it can reach ``Kernel.raise_irq_threadsafe()``.
 from __future__ import annotations
 
 import contextvars
+import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -167,8 +168,95 @@ def claim(task: TaskStruct) -> None:
 def _cur() -> TaskStruct:
     task = _current.get()
     if task is None:
-        raise no_kernel_error()
+        return attach()  # a task the kernel has not seen: a user task entering the kernel
     return task
+
+
+# -- tasks from outside the kernel's context ----------------------------------------------------
+
+
+def loop_key() -> object:
+    """What identifies the event loop of the calling task (``None`` if none runs here)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            pass
+    return None
+
+
+def _task_name() -> str:
+    """The name of the running event-loop task (what becomes its ``comm``)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            task = None
+        if task is not None:
+            return str(task.get_name())
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return str(trio.lowlevel.current_task().name)
+        except RuntimeError:
+            pass
+    return "task"
+
+
+def _kernels_here(key: object) -> list[Kernel]:
+    """The running kernels whose event loop is *key*."""
+    found = []
+    for ref in _booted_kernels[:]:
+        kernel = ref()
+        if kernel is not None and not kernel._halted and kernel._loop_key is key:
+            found.append(kernel)
+    return found
+
+
+def user_task(kernel: Kernel) -> TaskStruct:
+    """
+    A task struct for the running event-loop task, entering *kernel* as a user task making a
+    system call: process context (``preempt_count`` 0), a pid of its own, ``comm`` from the
+    event-loop task's name (at most 15 characters, ``TASK_COMM_LEN``), on the CPU the
+    scheduler gives a new task (round-robin here, as new tasks spread over idle CPUs).
+    """
+    comm = _task_name()[:15]
+    cpu = kernel._next_user_cpu
+    kernel._next_user_cpu = (cpu + 1) % kernel.nr_cpus
+    task = TaskStruct(kernel, comm, kernel._alloc_pid(), cpu, kthread=False)
+    task.owner = kernel._task_ident()
+    kernel._user_tasks.add(task)
+    return task
+
+
+def attach() -> TaskStruct:
+    """
+    The calling task has no kernel task in its context: if exactly one kernel runs on this
+    event loop, enter it as a user task (bound to this event-loop task from now on);
+    otherwise a :class:`NoKernelError` that says why.
+    """
+    key = loop_key()
+    if key is not None:
+        kernels = _kernels_here(key)
+        if len(kernels) == 1:
+            task = user_task(kernels[0])
+            _current.set(task)
+            return task
+        if kernels:
+            raise NoKernelError(
+                f"{len(kernels)} Kernels run on this event loop, and this task belongs to "
+                "none of them: bind it to one with `with kernel.enter():` (or call the kernel "
+                "from a task started inside its `async with Kernel():`)"
+            )
+    raise no_kernel_error()
 
 
 #: A: the kernels booted in this process (weakly held; the halted ones are pruned at boot),
@@ -177,7 +265,9 @@ _booted_kernels: list[weakref.ref[Kernel]] = []
 
 
 def register_kernel(kernel: Kernel) -> None:
-    """At boot, on the loop's thread: remember *kernel* for :func:`foreign_thread_hint`."""
+    """At boot, on the loop's thread: remember *kernel* (for :func:`foreign_thread_hint`, and
+    for :func:`attach`, which finds the kernel of a task's event loop)."""
+    kernel._loop_key = loop_key()
     live = [ref for ref in _booted_kernels if (k := ref()) is not None and not k._halted]
     live.append(weakref.ref(kernel))
     _booted_kernels[:] = live  # one slice assignment: a reader in another thread sees either
@@ -201,10 +291,15 @@ def foreign_thread_hint() -> str | None:
         kernel = ref()
         if kernel is None or kernel._halted or kernel._loop_thread in (None, me):
             continue
+        where = (
+            "this task runs on another event loop"
+            if loop_key() is not None
+            else "this thread runs no event loop"
+        )
         return (
-            f"this is a foreign thread ({thread_name(me)!r}), and the running Kernel lives on "
-            f"the event loop of thread {thread_name(kernel._loop_thread)!r}, where every kernel "
-            "API must be called. From this thread, raise interrupts with "
+            f"this is a foreign thread ({thread_name(me)!r}; {where}), and the running Kernel "
+            f"lives on the event loop of thread {thread_name(kernel._loop_thread)!r}, where every "
+            "kernel API must be called. From this thread, raise interrupts with "
             "Kernel.raise_irq_threadsafe(irq), or run a function on the loop with "
             "anyio.from_thread.run_sync(fn, *args, token=token) (token = "
             "anyio.lowlevel.current_token(), taken on the loop)"

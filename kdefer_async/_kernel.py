@@ -14,11 +14,13 @@ everything and leaves ``async with Kernel()`` as :class:`KernelPanic`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -50,7 +52,7 @@ from ._consts import (
     TASKLET_SOFTIRQ,
     TIMER_SOFTIRQ,
 )
-from ._context import TaskStruct, _current, check_loop_thread
+from ._context import TaskStruct, _current, check_loop_thread, user_task
 from ._cpu import CPU
 from ._exceptions import KernelPanic, ModuleLoadError, NoKernelError
 from ._hardirq import (
@@ -257,6 +259,11 @@ class Kernel:
         self.irq_affinity: dict[int, int] = {}
         #: I after boot: the OS thread of the event loop this kernel runs on
         self._loop_thread: int | None = None
+        #: I after boot: the event loop it runs on (``_context.loop_key()``)
+        self._loop_key: object = None
+        #: A: tasks from outside the kernel's context that entered it (``_context.attach``)
+        self._user_tasks: weakref.WeakSet[TaskStruct] = weakref.WeakSet()
+        self._next_user_cpu = 0  # A: the CPU the next such task starts on
         #: interrupts raised from other OS threads, not delivered yet (see _hardirq.py)
         self._ts_irqs = ThreadsafeIrqs()
         self.loc_interrupts = [0] * nr_cpus  # A
@@ -445,6 +452,7 @@ class Kernel:
                 finish(self)
                 log_text(self, 5, "reboot: System halted")
                 _current.reset(self._token)
+                self._fail_user_sleepers()
         if self._panic is not None:
             raise self._panic
         if self._light is not None and self._light.failed:
@@ -521,6 +529,63 @@ class Kernel:
     def _after_oops(self, exc: BaseException) -> None:
         if self.panic_on_oops:
             self.panic("Fatal exception", exc)
+
+    def _fail_user_sleepers(self) -> None:
+        """Tasks from outside the kernel asleep in it when it halts would sleep forever (no
+        tick, no waker is left): each gets a :class:`NoKernelError` where it sleeps."""
+        parker = self._parker
+        for task in list(self._user_tasks):
+            token = task._wake_event
+            if token is not None:
+                task._wake_event = None
+                parker.fail(
+                    token,
+                    NoKernelError(
+                        f"the kernel halted while task {task.comm}/{task.pid} slept in it"
+                    ),
+                )
+
+    @contextlib.contextmanager
+    def enter(self) -> Iterator[TaskStruct]:
+        """
+        Bind the running event-loop task to this kernel for the ``with`` block.
+
+        A task started outside the kernel's ``async with Kernel():`` (by a web server, a queue
+        consumer, another library) enters the kernel on its first kernel call when exactly
+        one kernel runs on its event loop. With several kernels on one loop, say which one:
+        ``with k.enter():``. Inside, the task is a user task of *k* making system calls:
+        process context (never atomic), a pid of its own, ``comm`` from its name, on a CPU
+        the kernel chose; it may sleep in the kernel.
+
+        Yields:
+            The task's :class:`TaskStruct` (``current()``).
+
+        Raises:
+            NoKernelError: the kernel is not running (not booted yet, halted or panicked).
+            RuntimeError: called from a thread other than the kernel's event loop's.
+
+        .. versionadded:: 0.1
+        """
+        if self._panic is not None or self._halted or not self._booted:
+            state = (
+                "panicked"
+                if self._panic is not None
+                else "halted"
+                if self._halted
+                else ("not booted yet")
+            )
+            raise NoKernelError(f"Kernel.enter(): this kernel is not running ({state})")
+        check_loop_thread(self, "Kernel.enter")
+        cur = _current.get()
+        if cur is not None and cur.kernel is self and cur.owner is self._task_ident():
+            yield cur  # already this kernel's task
+            return
+        task = user_task(self)
+        token = _current.set(task)
+        try:
+            yield task
+        finally:
+            _current.reset(token)
 
     def _check_alive(self) -> None:
         if self._panic is not None:

@@ -24,17 +24,20 @@ __all__ = ["Parker", "make_parker"]
 
 
 class Parker:
-    """``wait(task)``: an awaitable that ends at ``unpark(task._wake_event)``."""
+    """``wait(task)``: an awaitable that ends at ``unpark(task._wake_event)``, or raises at
+    ``fail(task._wake_event, exc)``."""
 
-    __slots__ = ("unpark", "wait")
+    __slots__ = ("fail", "unpark", "wait")
 
     def __init__(
         self,
         wait: Callable[[TaskStruct], Awaitable[Any]],
         unpark: Callable[[Any], None],
+        fail: Callable[[Any, BaseException], None] | None = None,
     ) -> None:
         self.wait = wait
         self.unpark = unpark
+        self.fail = fail if fail is not None else (lambda token, _exc: unpark(token))
 
 
 def _asyncio_parker(loop: Any) -> Parker:
@@ -49,7 +52,11 @@ def _asyncio_parker(loop: Any) -> Parker:
         if not fut.done():
             fut.set_result(None)
 
-    return Parker(wait, unpark)
+    def fail(fut: Any, exc: BaseException) -> None:
+        if not fut.done():
+            fut.set_exception(exc)
+
+    return Parker(wait, unpark, fail)
 
 
 def _trio_parker(trio: Any) -> Parker:
@@ -67,7 +74,12 @@ def _trio_parker(trio: Any) -> Parker:
     def unpark(trio_task: Any) -> None:
         lowlevel.reschedule(trio_task)
 
-    return Parker(wait, unpark)
+    def fail(trio_task: Any, exc: BaseException) -> None:
+        import outcome  # trio's own dependency
+
+        lowlevel.reschedule(trio_task, outcome.Error(exc))
+
+    return Parker(wait, unpark, fail)
 
 
 def _anyio_parker() -> Parker:

@@ -285,8 +285,9 @@ class TestForeignThreads:
             assert isinstance(exc, NoKernelError)
             assert str(exc) == (
                 "no kdefer_async Kernel is running in this context: this is a foreign thread "
-                f"('serial-reader'), and the running Kernel lives on the event loop of thread "
-                f"{loop_name!r}, where every kernel API must be called. From this thread, raise "
+                "('serial-reader'; this thread runs no event loop), and the running Kernel lives "
+                f"on the event loop of thread {loop_name!r}, where every kernel API must be "
+                "called. From this thread, raise "
                 "interrupts with Kernel.raise_irq_threadsafe(irq), or run a function on the loop "
                 "with anyio.from_thread.run_sync(fn, *args, token=token) (token = "
                 "anyio.lowlevel.current_token(), taken on the loop)"
