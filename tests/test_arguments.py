@@ -197,35 +197,48 @@ SPIN_FUNCS = [
     "spin_is_locked",
     "spin_lock_init",
 ]
-MUTEX_FUNCS = ["mutex_init", "mutex_trylock", "mutex_unlock", "mutex_is_locked"]
-MUTEX_ASYNC = ["mutex_lock", "mutex_lock_interruptible"]
+MUTEX_FUNCS = [
+    "mutex_init",
+    "mutex_trylock",
+    "mutex_unlock",
+    "mutex_is_locked",
+    "mutex_lock",  # sleeping: rejected at the call, before any coroutine exists
+    "mutex_lock_interruptible",
+]
+#: (function, the lock type it expects), for every lock function
+LOCK_FUNCS = [(name, "SpinLock") for name in SPIN_FUNCS] + [(name, "Mutex") for name in MUTEX_FUNCS]
+
+
+#: what is not a lock, or the other kind of lock
+LOCK_JUNK: list[tuple[str, object]] = [
+    ("None", None),
+    ("str", "x"),
+    ("int", 0),
+    ("Mutex", kd.Mutex()),
+    ("SpinLock", kd.SpinLock()),
+]
 
 
 class TestLocks:
-    @pytest.mark.parametrize("name", SPIN_FUNCS)
     @pytest.mark.parametrize(
-        "junk", [None, "x", 0, kd.Mutex()], ids=["None", "str", "int", "Mutex"]
+        ("name", "lock_type", "junk"),
+        [
+            pytest.param(name, lock_type, junk, id=f"{name}-{junk_id}")
+            for name, lock_type in LOCK_FUNCS
+            for junk_id, junk in LOCK_JUNK
+            if junk_id != lock_type
+        ],
     )
-    async def test_spinlock_functions(self, name: str, junk: object) -> None:
-        """Every spinlock function rejects what is not a SpinLock, before it changes anything."""
+    async def test_lock_functions(self, name: str, lock_type: str, junk: object) -> None:
+        """Every spinlock and mutex function rejects what is not its kind of lock, before it
+        changes anything."""
         async with Kernel(nr_cpus=1, hz=250) as k:
             before = _state(k)
             with pytest.raises(
                 TypeError,
-                match=exactly(f"{name}() expects a SpinLock for 'lock', got {type(junk).__name__}"),
-            ):
-                getattr(kd, name)(junk)
-            assert _state(k) == before
-
-    @pytest.mark.parametrize("name", MUTEX_FUNCS + MUTEX_ASYNC)
-    @pytest.mark.parametrize("junk", [None, "x", kd.SpinLock()], ids=["None", "str", "SpinLock"])
-    async def test_mutex_functions(self, name: str, junk: object) -> None:
-        """Every mutex function rejects what is not a Mutex (the sleeping ones at the call)."""
-        async with Kernel(nr_cpus=1, hz=250) as k:
-            before = _state(k)
-            with pytest.raises(
-                TypeError,
-                match=exactly(f"{name}() expects a Mutex for 'lock', got {type(junk).__name__}"),
+                match=exactly(
+                    f"{name}() expects a {lock_type} for 'lock', got {type(junk).__name__}"
+                ),
             ):
                 getattr(kd, name)(junk)
             assert _state(k) == before
