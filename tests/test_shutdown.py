@@ -60,6 +60,19 @@ def report_of(k: Kernel) -> ShutdownReport:
     return report
 
 
+async def cancel_while_running(fn: Callable[[Work], Any], started: anyio.Event) -> Kernel:
+    """Boot a one-CPU kernel, queue ``Work(fn)``, and once *fn* has set *started* cancel the
+    scope around the kernel; return the kernel, after checking the cancellation was caught."""
+    with anyio.CancelScope() as scope:
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            schedule_work(Work(fn))
+            await started.wait()
+            scope.cancel()
+            await anyio.sleep_forever()
+    assert scope.cancelled_caught
+    return k
+
+
 def check_report_matches_dmesg(k: Kernel) -> None:
     """Each item of the report has its own dmesg line, naming its function, and the summary
     line gives the same total."""
@@ -168,13 +181,7 @@ class TestCancelledScope:
             started.set()
             await msleep(10_000)
 
-        with anyio.CancelScope() as scope:
-            async with Kernel(nr_cpus=1, hz=250) as k:
-                schedule_work(Work(slow))
-                await started.wait()
-                scope.cancel()
-                await anyio.sleep_forever()
-        assert scope.cancelled_caught
+        k = await cancel_while_running(slow, started)
         report = report_of(k)
         assert report.reason == "cancelled"
         assert report.counts() == {"work cancelled": 1}
@@ -199,12 +206,7 @@ class TestCancelledScope:
             finally:
                 seen.append("cleanup")
 
-        with anyio.CancelScope() as scope:
-            async with Kernel(nr_cpus=1, hz=250) as k:
-                schedule_work(Work(careful))
-                await started.wait()
-                scope.cancel()
-                await anyio.sleep_forever()
+        k = await cancel_while_running(careful, started)
         assert seen == ["cancelled", "cleanup"]
         assert k.oopses == []
         assert not any("Oops" in line or "BUG" in line for line in k.dmesg())
@@ -221,13 +223,7 @@ class TestCancelledScope:
             except anyio.get_cancelled_exc_class():
                 raise RuntimeError("gave up") from None
 
-        with anyio.CancelScope() as scope:
-            async with Kernel(nr_cpus=1, hz=250) as k:
-                schedule_work(Work(converts))
-                await started.wait()
-                scope.cancel()
-                await anyio.sleep_forever()
-        assert scope.cancelled_caught
+        k = await cancel_while_running(converts, started)
         assert len(k.oopses) == 1
         assert isinstance(k.oopses[0].exception, RuntimeError)
 
@@ -336,12 +332,7 @@ class TestLateItems:
             finally:
                 schedule_work(late)
 
-        with anyio.CancelScope() as scope:
-            async with Kernel(nr_cpus=1, hz=250) as k:
-                schedule_work(Work(cleanup_queues))
-                await started.wait()
-                scope.cancel()
-                await anyio.sleep_forever()
+        k = await cancel_while_running(cleanup_queues, started)
         report = report_of(k)
         assert report.counts() == {"work cancelled": 1, "work dropped": 1}
         assert {item.outcome: item.obj for item in report.items}["dropped"] is late
