@@ -60,8 +60,79 @@ MAX_SOFTIRQ_TIME_MS: Final = 2
 IRQ_NONE: Final = 0
 IRQ_HANDLED: Final = 1
 IRQ_WAKE_THREAD: Final = 2
+IRQF_TRIGGER_NONE: Final = 0x00000000
+IRQF_TRIGGER_RISING: Final = 0x00000001
+IRQF_TRIGGER_FALLING: Final = 0x00000002
+IRQF_TRIGGER_HIGH: Final = 0x00000004
+IRQF_TRIGGER_LOW: Final = 0x00000008
+IRQF_TRIGGER_MASK: Final = 0x0000000F
 IRQF_SHARED: Final = 0x00000080
+IRQF_PROBE_SHARED: Final = 0x00000100
+__IRQF_TIMER: Final = 0x00000200
+IRQF_PERCPU: Final = 0x00000400
+IRQF_NOBALANCING: Final = 0x00000800
+IRQF_IRQPOLL: Final = 0x00001000
+IRQF_ONESHOT: Final = 0x00002000
+IRQF_NO_SUSPEND: Final = 0x00004000
+IRQF_FORCE_RESUME: Final = 0x00008000
+IRQF_NO_THREAD: Final = 0x00010000
+IRQF_EARLY_RESUME: Final = 0x00020000
+IRQF_COND_SUSPEND: Final = 0x00040000
+IRQF_NO_AUTOEN: Final = 0x00080000
+IRQF_NO_DEBUG: Final = 0x00100000
+IRQF_COND_ONESHOT: Final = 0x00200000
+IRQF_TIMER: Final = __IRQF_TIMER | IRQF_NO_SUSPEND | IRQF_NO_THREAD
 NR_IRQS: Final = 4096
+#: Arch (x86 system) vectors, kept apart from device lines by being negative: what a CPU has
+#: pending while its local interrupts are off is a line number or one of these.
+LOCAL_TIMER_VECTOR: Final = -1
+IRQ_WORK_VECTOR: Final = -2
+CALL_FUNCTION_VECTOR: Final = -3
+#: (never pending: an NMI cannot be masked) the key of the NMI count in ``CPU.irq_stat``
+NMI_VECTOR: Final = -4
+
+# --- scheduling policies (include/uapi/linux/sched.h) -----------------------------------------
+SCHED_NORMAL: Final = 0
+SCHED_FIFO: Final = 1
+SCHED_RR: Final = 2
+#: ``MAX_RT_PRIO``: an irq thread runs at ``MAX_RT_PRIO / 2`` (``sched_set_fifo``).
+MAX_RT_PRIO: Final = 100
+
+# --- high-resolution timers (include/linux/hrtimer*.h, include/uapi/linux/time.h) ------------
+CLOCK_REALTIME: Final = 0
+CLOCK_MONOTONIC: Final = 1
+CLOCK_BOOTTIME: Final = 7
+CLOCK_TAI: Final = 11
+HRTIMER_MODE_ABS: Final = 0x00
+HRTIMER_MODE_REL: Final = 0x01
+HRTIMER_MODE_PINNED: Final = 0x02
+HRTIMER_MODE_SOFT: Final = 0x04
+HRTIMER_MODE_HARD: Final = 0x08
+HRTIMER_MODE_ABS_PINNED: Final = HRTIMER_MODE_ABS | HRTIMER_MODE_PINNED
+HRTIMER_MODE_REL_PINNED: Final = HRTIMER_MODE_REL | HRTIMER_MODE_PINNED
+HRTIMER_MODE_ABS_SOFT: Final = HRTIMER_MODE_ABS | HRTIMER_MODE_SOFT
+HRTIMER_MODE_REL_SOFT: Final = HRTIMER_MODE_REL | HRTIMER_MODE_SOFT
+HRTIMER_MODE_ABS_PINNED_SOFT: Final = HRTIMER_MODE_ABS_PINNED | HRTIMER_MODE_SOFT
+HRTIMER_MODE_REL_PINNED_SOFT: Final = HRTIMER_MODE_REL_PINNED | HRTIMER_MODE_SOFT
+HRTIMER_MODE_ABS_HARD: Final = HRTIMER_MODE_ABS | HRTIMER_MODE_HARD
+HRTIMER_MODE_REL_HARD: Final = HRTIMER_MODE_REL | HRTIMER_MODE_HARD
+HRTIMER_MODE_ABS_PINNED_HARD: Final = HRTIMER_MODE_ABS_PINNED | HRTIMER_MODE_HARD
+HRTIMER_MODE_REL_PINNED_HARD: Final = HRTIMER_MODE_REL_PINNED | HRTIMER_MODE_HARD
+HRTIMER_NORESTART: Final = 0
+HRTIMER_RESTART: Final = 1
+NSEC_PER_USEC: Final = 1_000
+NSEC_PER_MSEC: Final = 1_000_000
+NSEC_PER_SEC: Final = 1_000_000_000
+#: ``KTIME_MAX``: the largest ktime (``s64``); ``KTIME_SEC_MAX`` seconds and up saturate to it.
+KTIME_MAX: Final = (1 << 63) - 1
+KTIME_SEC_MAX: Final = KTIME_MAX // NSEC_PER_SEC
+
+# --- irq_work flags (include/linux/smp_types.h) -----------------------------------------------
+IRQ_WORK_PENDING: Final = 0x01
+IRQ_WORK_BUSY: Final = 0x02
+IRQ_WORK_LAZY: Final = 0x04
+IRQ_WORK_HARD_IRQ: Final = 0x08
+IRQ_WORK_CLAIMED: Final = IRQ_WORK_PENDING | IRQ_WORK_BUSY
 
 # --- tasks and signals ------------------------------------------------------------------------
 TASK_RUNNING: Final = 0x0000
@@ -88,6 +159,7 @@ EPERM: Final = 1
 ENOENT: Final = 2
 EINTR: Final = 4
 EIO: Final = 5
+ENXIO: Final = 6
 EAGAIN: Final = 11
 ENOMEM: Final = 12
 EFAULT: Final = 14
@@ -96,6 +168,9 @@ EEXIST: Final = 17
 ENODEV: Final = 19
 EINVAL: Final = 22
 ENOSYS: Final = 38
+ETIME: Final = 62
+ENOTCONN: Final = 107
+ETIMEDOUT: Final = 110
 ERESTARTSYS: Final = 512
 
 # --- memory allocation flags (include/linux/gfp_types.h) -------------------------------------

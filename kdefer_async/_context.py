@@ -76,6 +76,9 @@ class TaskStruct:
         cpu: The CPU it runs on.
         preempt_count: Its ``preempt_count``: the context it is in right now.
         state: ``TASK_RUNNING``, ``TASK_INTERRUPTIBLE`` or ``TASK_UNINTERRUPTIBLE``.
+        policy: Its scheduling policy: ``SCHED_NORMAL`` (0), or ``SCHED_FIFO`` (1) for an
+            irq thread.
+        rt_priority: Its real-time priority (50 for an irq thread; 0 for ``SCHED_NORMAL``).
 
     .. versionadded:: 0.1
     """
@@ -97,7 +100,9 @@ class TaskStruct:
         "kernel",
         "owner",
         "pid",
+        "policy",
         "preempt_count",
+        "rt_priority",
         "should_stop",
         "sigpending",
         "state",
@@ -111,6 +116,8 @@ class TaskStruct:
         self.is_kthread = kthread  # I
         self.preempt_count = 0  # A
         self.irqs_off = 0  # A: local_irq_save() nesting while this task runs
+        self.policy = 0  # A: SCHED_NORMAL, or SCHED_FIFO for irq threads
+        self.rt_priority = 0  # A: 1 to 99 for SCHED_FIFO tasks
         self.state = TASK_RUNNING  # A
         self.sigpending = 0  # A: bit mask of pending signals
         self.allowed_signals = 0  # A: kthreads only get the signals they allow

@@ -29,13 +29,18 @@ class CPU:
 
     __slots__ = (
         "_ksoftirqd_event",
-        "_tick_deadline",
         "_tick_scope",
+        "busy_wait",
+        "call_single_queue",
         "curr",
         "def_base",
+        "hrtimer_base",
         "irq_stat",
+        "irq_work_lazy",
+        "irq_work_raised",
         "kernel",
         "ksoftirqd",
+        "last_tick",
         "nr",
         "pending",
         "pending_irqs",
@@ -72,8 +77,18 @@ class CPU:
         self.std_base: TimerBase = TimerBase(self, deferrable=False)  # W
         self.def_base: TimerBase = TimerBase(self, deferrable=True)  # W
         self._tick_scope: Any = None  # W: the tick task's sleep, while it sleeps
-        self._tick_deadline = float("inf")  # W
+        self.last_tick = 0  # W: the jiffy of this CPU's last local timer interrupt
         self.task_group: Any = None  # I: this CPU's anyio task group
+        #: W: this CPU's hrtimers (``_hrtimer.py`` owns the type), ``None`` until one is started
+        self.hrtimer_base: Any = None
+        #: A: ``irq_work`` items queued here and waiting for the IRQ_WORK self-interrupt
+        self.irq_work_raised: list[Any] = []
+        #: A: lazy ``irq_work`` items, waiting for this CPU's next tick
+        self.irq_work_lazy: list[Any] = []
+        #: A: cross-CPU function calls queued for this CPU's CALL_FUNCTION interrupt
+        self.call_single_queue: deque[Any] = deque()
+        #: A: the busy-wait this CPU is spinning in (``_delay.py`` owns the type), if any
+        self.busy_wait: Any = None
 
     def __repr__(self) -> str:
         return f"<CPU {self.nr} pending={self.pending:#x}>"

@@ -67,6 +67,7 @@ from ._softirq import (
     run_atomic_result,
     wakeup_softirqd,
 )
+from ._tick import arch_vector
 
 if TYPE_CHECKING:
     from ._cpu import CPU
@@ -255,7 +256,9 @@ def deliver_irq(kernel: Kernel, cur: TaskStruct | None, irq: int, cpu_nr: int) -
     try:
         if task.irqs_off or task.preempt_count & HARDIRQ_MASK:
             # local interrupts are off on that CPU: the line stays pending until they are on
-            cpu.pending_irqs.append(irq)
+            # (a system vector is one bit in the APIC's IRR: pending at most once)
+            if irq >= 0 or irq not in cpu.pending_irqs:
+                cpu.pending_irqs.append(irq)
             return
         irq_entry(cpu, task, irq)
         # interrupts raised on this CPU while its handlers ran with interrupts off
@@ -267,45 +270,53 @@ def deliver_irq(kernel: Kernel, cur: TaskStruct | None, irq: int, cpu_nr: int) -
 
 
 def irq_entry(cpu: CPU, task: TaskStruct, irq: int) -> None:
-    """irq_enter(); the line's handlers; irq_exit()."""
+    """irq_enter(); the line's handlers (or the system vector's); irq_exit()."""
     kernel = cpu.kernel
     task.preempt_count += HARDIRQ_OFFSET
     saved_curr = cpu.curr
     cpu.curr = task
     try:
         kernel._tick_irq_enter(cpu)
-        cpu.irq_stat[irq] = cpu.irq_stat.get(irq, 0) + 1
-        actions = kernel.irq_actions.get(irq)
-        if irq in kernel.irqs_disabled_lines:
-            actions = None  # disabled after "nobody cared"
-        handled = IRQ_NONE
-        if actions:
-            for action in list(actions):
-                prev = task.preempt_count
-                try:
-                    ret = action.handler(irq, action.dev)
-                except KernelPanic:
-                    raise
-                except Exception as exc:
-                    panic_in_interrupt(task, exc, f"irq {irq} handler {action.name}")
-                    raise
-                if ret is not None and not isinstance(ret, int):
-                    run_atomic_result(task, ret, action.handler)
-                    ret = IRQ_NONE
-                handled |= ret or 0
-                if task.preempt_count != prev:
-                    log_text(
-                        kernel,
-                        3,
-                        f"irq {irq} handler {action.name} leaked preempt_count "
-                        f"{prev:08x} -> {task.preempt_count:08x}",
-                    )
-                    task.preempt_count = prev
-        kernel._note_interrupt(irq, bool(handled & IRQ_HANDLED))
+        if irq < 0:
+            arch_vector(cpu, task, irq)  # a system vector: the tick, irq_work, an IPI
+        else:
+            handle_irq(kernel, cpu, task, irq)
     finally:
         cpu.curr = saved_curr
         task.preempt_count -= HARDIRQ_OFFSET
     irq_exit(cpu, task)
+
+
+def handle_irq(kernel: Kernel, cpu: CPU, task: TaskStruct, irq: int) -> None:
+    """The flow handler of line *irq*, in hardirq context: every action, then accounting."""
+    cpu.irq_stat[irq] = cpu.irq_stat.get(irq, 0) + 1
+    actions = kernel.irq_actions.get(irq)
+    if irq in kernel.irqs_disabled_lines:
+        actions = None  # disabled after "nobody cared"
+    handled = IRQ_NONE
+    if actions:
+        for action in list(actions):
+            prev = task.preempt_count
+            try:
+                ret = action.handler(irq, action.dev)
+            except KernelPanic:
+                raise
+            except Exception as exc:
+                panic_in_interrupt(task, exc, f"irq {irq} handler {action.name}")
+                raise
+            if ret is not None and not isinstance(ret, int):
+                run_atomic_result(task, ret, action.handler)
+                ret = IRQ_NONE
+            handled |= ret or 0
+            if task.preempt_count != prev:
+                log_text(
+                    kernel,
+                    3,
+                    f"irq {irq} handler {action.name} leaked preempt_count "
+                    f"{prev:08x} -> {task.preempt_count:08x}",
+                )
+                task.preempt_count = prev
+    kernel._note_interrupt(irq, bool(handled & IRQ_HANDLED))
 
 
 def irq_exit(cpu: CPU, task: TaskStruct) -> None:

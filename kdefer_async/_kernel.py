@@ -38,6 +38,7 @@ from ._check import (
     check_str,
 )
 from ._consts import (
+    CALL_FUNCTION_VECTOR,
     EEXIST,
     EFAULT,
     EINVAL,
@@ -45,7 +46,9 @@ from ._consts import (
     HARDIRQ_MASK,
     HARDIRQ_OFFSET,
     HI_SOFTIRQ,
+    IRQ_WORK_VECTOR,
     MAX_SOFTIRQ_TIME_MS,
+    NMI_VECTOR,
     NR_SOFTIRQS,
     RCU_SOFTIRQ,
     TASK_UNINTERRUPTIBLE,
@@ -86,8 +89,9 @@ from ._rcu import rcu_core, rcu_expedite
 from ._shutdown import ShutdownReport, begin_abort, exit_reason, finish, sweep
 from ._softirq import handle_softirqs, ksoftirqd, proc_softirqs
 from ._tasklet import tasklet_action, tasklet_hi_action
+from ._tick import ktime_reader, tick_task
 from ._time import hz_msecs_to_jiffies, initial_jiffies
-from ._timer import TimerList, _enqueue, _Wheel, run_timer_softirq, tick_task, timers_due
+from ._timer import TimerList, _enqueue, _Wheel, run_timer_softirq, timers_due
 
 __all__ = ["Kernel", "run"]
 
@@ -222,6 +226,8 @@ class Kernel:
         self._clock: Callable[[], float] = anyio.current_time  # I after boot
         #: The 64-bit jiffies counter now (a closure set at boot: it is on every hot path).
         self.get_jiffies: Callable[[], int] = self._jiffies_slow
+        #: ``ktime_get()`` now: nanoseconds since boot (a closure set at boot).
+        self.get_ktime: Callable[[], int] = lambda: 0
         #: Which event-loop task runs now (set at boot for the running backend).
         self._task_ident: Callable[[], object] = lambda: anyio.get_current_task().id
         self._parker: Parker = Parker(_no_park, _no_unpark)  # the real one is made at boot
@@ -318,6 +324,7 @@ class Kernel:
         self._clock = _loop_clock()
         self._epoch = self._clock()
         self.get_jiffies = _jiffies_reader(self._clock, self._epoch, self.hz, self.initial_jiffies)
+        self.get_ktime = ktime_reader(self._clock, self._epoch)
         self._booted = True
         self.softirq_vec[HI_SOFTIRQ] = tasklet_hi_action
         self.softirq_vec[TIMER_SOFTIRQ] = run_timer_softirq
@@ -748,6 +755,7 @@ class Kernel:
         target = self.cpus[nr]
         task = cur if cur is not None and cur.cpu == nr else (target.curr or target.swapper)
         token = _current.set(task)
+        target.irq_stat[NMI_VECTOR] = target.irq_stat.get(NMI_VECTOR, 0) + 1
         task.preempt_count += NMI_OFFSET + HARDIRQ_OFFSET
         try:
             try:
@@ -762,6 +770,8 @@ class Kernel:
         finally:
             task.preempt_count -= NMI_OFFSET + HARDIRQ_OFFSET
             _current.reset(token)
+        # what the handler raised for this CPU (an irq_work self-interrupt) is taken now
+        self._deliver_pending_irqs(task)
 
     def _tick_irq_enter(self, cpu: CPU) -> None:
         """An interrupt wakes the CPU: raise TIMER_SOFTIRQ if a timer (even deferrable) is due."""
@@ -1140,13 +1150,27 @@ class Kernel:
 
     def proc_interrupts(self) -> str:
         """
-        ``/proc/interrupts``: per-line, per-CPU counts, plus local timer interrupts (LOC).
+        ``/proc/interrupts``: per-line, per-CPU counts, then the x86 system rows the model
+        has, in the kernel's order: non-maskable interrupts (NMI), local timer interrupts
+        (LOC), IRQ work interrupts (IWI, the irq_work self-interrupt) and function call
+        interrupts (CAL, cross-CPU calls).
 
         .. versionadded:: 0.1
         """
         text = proc_interrupts(self)
-        loc = "".join(" %10u" % n for n in self.loc_interrupts)
-        return text + "LOC:%s   Local timer interrupts\n" % loc
+        rows = (
+            ("NMI", [c.irq_stat.get(NMI_VECTOR, 0) for c in self.cpus], "Non-maskable interrupts"),
+            ("LOC", self.loc_interrupts, "Local timer interrupts"),
+            ("IWI", [c.irq_stat.get(IRQ_WORK_VECTOR, 0) for c in self.cpus], "IRQ work interrupts"),
+            (
+                "CAL",
+                [c.irq_stat.get(CALL_FUNCTION_VECTOR, 0) for c in self.cpus],
+                "Function call interrupts",
+            ),
+        )
+        for label, counts, title in rows:
+            text += "%s:%s   %s\n" % (label, "".join(" %10u" % n for n in counts), title)
+        return text
 
     def __repr__(self) -> str:
         state = (

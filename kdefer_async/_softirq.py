@@ -215,6 +215,12 @@ def handle_softirqs(cpu: CPU, task: TaskStruct) -> None:
     try:
         pending = cpu.pending
         while True:
+            if cpu.pending_irqs and not task.irqs_off:
+                # __do_softirq enables interrupts for each pass: what was held off while the
+                # interrupt that got us here ran is taken now, nested in softirq context (its
+                # irq_exit runs no softirqs); x86 takes the irq_work self-interrupt here too
+                kernel._deliver_pending_irqs(task)
+                pending |= cpu.pending
             cpu.pending = 0
             while pending:
                 low = pending & -pending

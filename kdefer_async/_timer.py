@@ -27,22 +27,17 @@ Guarantees:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-import anyio
 
 from ._check import bad_type, bad_value, check_callback, check_cpu, check_instance, check_int
 from ._consts import (
     HARDIRQ_MASK,
-    HARDIRQ_OFFSET,
     TIMER_CPUMASK,
     TIMER_DEFERRABLE,
     TIMER_INIT_FLAGS,
     TIMER_IRQSAFE,
     TIMER_PINNED,
-    TIMER_SOFTIRQ,
     ULONG_MASK,
 )
 from ._context import TaskStruct, _cur, _current
@@ -65,7 +60,6 @@ __all__ = [
     "mod_timer",
     "mod_timer_pending",
     "run_timer_softirq",
-    "tick_task",
     "timer_delete",
     "timer_delete_sync",
     "timer_pending",
@@ -729,37 +723,3 @@ def run_timer_softirq() -> None:
 
 def timers_due(cpu: CPU, now: int) -> bool:
     return cpu.std_base.next_expiry <= now or cpu.def_base.next_expiry <= now
-
-
-async def tick_task(cpu: CPU) -> None:
-    """
-    The CPU's tick, tickless: sleep until the earliest non-deferrable bucket is due, then take a
-    local timer interrupt that raises ``TIMER_SOFTIRQ`` and runs it on irq exit.
-    """
-    from ._hardirq import irq_exit
-
-    task = cpu.swapper
-    _current.set(task)
-    kernel = cpu.kernel
-    base = cpu.std_base
-    while True:
-        nxt = base.next_expiry
-        if nxt == _NO_EXPIRY:
-            deadline = math.inf
-        else:
-            # ticks come at jiffy boundaries: a bucket already due (a timer armed in the past)
-            # waits for the next one, as in the kernel, where only the tick raises TIMER_SOFTIRQ
-            deadline = kernel.jiffies_to_time(max(nxt, kernel.get_jiffies() + 1))
-        with anyio.CancelScope(deadline=deadline) as scope:
-            cpu._tick_scope = scope
-            await anyio.sleep_forever()
-        cpu._tick_scope = None
-        now = kernel.get_jiffies()
-        if base.next_expiry > now:
-            continue  # woke early (clock granularity) or the timer went away
-        # the local timer interrupt
-        task.preempt_count += HARDIRQ_OFFSET
-        kernel.loc_interrupts[cpu.nr] += 1
-        cpu.pending |= 1 << TIMER_SOFTIRQ
-        task.preempt_count -= HARDIRQ_OFFSET
-        irq_exit(cpu, task)

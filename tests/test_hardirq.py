@@ -248,7 +248,8 @@ class TestIrqNone:
 
 class TestProcInterrupts:
     async def test_rendering(self) -> None:
-        """/proc/interrupts of a 2-CPU kernel, laid out as kernel/irq/proc.c does, with LOC."""
+        """/proc/interrupts of a 2-CPU kernel, laid out as kernel/irq/proc.c does, with the
+        system rows NMI, LOC, IWI and CAL in the kernel's order."""
         async with Kernel(nr_cpus=2, hz=250) as k:
             request_irq(5, lambda irq, dev: IRQ_HANDLED, IRQF_SHARED, "eth0", "a")
             request_irq(5, lambda irq, dev: IRQ_HANDLED, IRQF_SHARED, "eth1", "b")
@@ -262,7 +263,10 @@ class TestProcInterrupts:
             " " * 11 + "CPU0       " + "CPU1       " + "\n"
             "  5:          2          1   kdefer   5-edge      eth0, eth1\n"
             " 11:          0          1   kdefer  11-edge      ahci\n"
+            "NMI:          0          0   Non-maskable interrupts\n"
             "LOC:          0          0   Local timer interrupts\n"
+            "IWI:          0          0   IRQ work interrupts\n"
+            "CAL:          0          0   Function call interrupts\n"
         )
 
     async def test_per_cpu_counts(self) -> None:
@@ -673,8 +677,11 @@ class TestArguments:
             assert str(info.value) == message
             assert k.irq_actions == {}
             assert k.irq_affinity == {}
-            assert k.proc_interrupts().splitlines()[1:] == [
-                "LOC:          0          0   Local timer interrupts"
+            assert [row[:4] for row in k.proc_interrupts().splitlines()[1:]] == [
+                "NMI:",
+                "LOC:",
+                "IWI:",
+                "CAL:",
             ]
 
     async def test_async_handler_rejected(self) -> None:
