@@ -166,6 +166,8 @@ def local_timer_interrupt(cpu: CPU, task: TaskStruct) -> None:
         cpu.curr = saved_curr
         task.preempt_count -= HARDIRQ_OFFSET
     irq_exit(cpu, task)
+    if cpu.pending_irqs:
+        cpu.kernel._deliver_pending_irqs(task)  # raised by the handlers (an irq_work, a line)
 
 
 def arch_vector(cpu: CPU, task: TaskStruct, vector: int) -> None:
