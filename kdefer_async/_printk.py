@@ -154,8 +154,9 @@ def format_c(fmt: str, args: Sequence[object], func: str | None = None) -> str:
 
     Length modifiers (``l``, ``ll``, ``z``...) are accepted; ``%u``/``%x`` of a negative value
     wrap as in C (64 bits with ``l``/``ll``/``z``, else 32); ``%ps``/``%pS`` print a function's
-    symbol name; ``%p`` alone prints a hashed-looking pointer; ``%s`` of ``None`` (a NULL
-    string) prints ``(null)``, as the kernel's ``vsnprintf`` does.
+    symbol name; ``%p`` alone prints a hashed-looking pointer; ``None`` is NULL, printed as
+    ``lib/vsprintf.c`` does: ``(null)`` for ``%s``, ``0000000000000000`` for ``%p``/``%px``/``%pK``
+    (NULL is not hashed), ``0x0`` for ``%ps``/``%pS``.
 
     Arguments that do not match the format (too few, too many, or one a conversion cannot
     take) are an error (the compiler's ``-Wformat`` check): a :class:`TypeError` naming *func*
@@ -205,11 +206,15 @@ def format_c(fmt: str, args: Sequence[object], func: str | None = None) -> str:
             ext = fmt[pos : pos + 1]
             if ext in ("s", "S", "f", "F"):
                 pos += 1
-                out.append((spec + "s") % symbol_name(value, offset=ext in "SF"))
+                # a NULL code pointer has no symbol: sprint_symbol() prints the address, 0x0
+                name = "0x0" if value is None else symbol_name(value, offset=ext in "SF")
+                out.append((spec + "s") % name)
             else:
                 if ext in ("K", "x"):
                     pos += 1
-                out.append((spec + "s") % ("%016x" % (id(value) & ULONG_MASK)))
+                # ptr_to_id(): NULL is printed as the real value, not hashed (it is no address)
+                address = 0 if value is None else id(value) & ULONG_MASK
+                out.append((spec + "s") % ("%016x" % address))
             continue
         try:
             if conv in "uxXo":

@@ -558,6 +558,24 @@ class TestArguments:
             assert _new(k, before) == [expected]
 
     @pytest.mark.parametrize(
+        ("fmt", "expected"),
+        [
+            ("%p", "0000000000000000"),
+            ("%px", "0000000000000000"),
+            ("%pK", "0000000000000000"),
+            ("[%ps]", "[0x0]"),
+            ("[%pS]", "[0x0]"),
+        ],
+    )
+    async def test_null_pointer_prints_as_vsprintf(self, fmt: str, expected: str) -> None:
+        """A NULL (None) pointer: %p prints the real value 0, zero-padded to 16 digits (NULL
+        is not hashed), and %ps/%pS print the address that has no symbol, 0x0."""
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            before = len(k.dmesg())
+            printk(KERN_INFO + fmt + "\n", None)
+            assert _new(k, before) == [expected]
+
+    @pytest.mark.parametrize(
         ("call", "message"),
         [
             (
