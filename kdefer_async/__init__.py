@@ -217,6 +217,27 @@ from ._module import (
     module_init as module_init,
     module_param as module_param,
 )
+from ._percpu import (
+    DEFINE_PER_CPU as DEFINE_PER_CPU,
+    PerCpu as PerCpu,
+    PerCpuInt as PerCpuInt,
+    alloc_percpu as alloc_percpu,
+    cpu_online as cpu_online,
+    for_each_online_cpu as for_each_online_cpu,
+    for_each_possible_cpu as for_each_possible_cpu,
+    free_percpu as free_percpu,
+    get_cpu_var as get_cpu_var,
+    num_possible_cpus as num_possible_cpus,
+    per_cpu as per_cpu,
+    per_cpu_ptr as per_cpu_ptr,
+    put_cpu_var as put_cpu_var,
+    this_cpu_add as this_cpu_add,
+    this_cpu_dec as this_cpu_dec,
+    this_cpu_inc as this_cpu_inc,
+    this_cpu_ptr as this_cpu_ptr,
+    this_cpu_read as this_cpu_read,
+    this_cpu_write as this_cpu_write,
+)
 from ._preempt import (
     get_cpu as get_cpu,
     local_irq_disable as local_irq_disable,

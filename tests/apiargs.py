@@ -57,6 +57,7 @@ from kdefer_async import (
     ExecuteWork,
     Kernel,
     Mutex,
+    PerCpu,
     RcuWork,
     SpinLock,
     Tasklet,
@@ -597,6 +598,7 @@ TYPES: dict[object, TypeEntry] = {
     ExecuteWork: _lib(ExecuteWork, ExecuteWork, Work),
     Completion: _lib(_completed, Completion, WaitQueueHead),
     WaitQueueHead: _lib(WaitQueueHead, WaitQueueHead, Completion),
+    PerCpu: _lib(lambda: PerCpu(int), PerCpu, SpinLock),
 }
 
 # typing.Any means the same as object here: anything goes
