@@ -167,6 +167,19 @@ from ._flush import (
     work_on_cpu as work_on_cpu,
 )
 from ._hardirq import free_irq as free_irq, request_irq as request_irq
+from ._irq_work import (
+    DEFINE_IRQ_WORK as DEFINE_IRQ_WORK,
+    IRQ_WORK_INIT as IRQ_WORK_INIT,
+    IRQ_WORK_INIT_HARD as IRQ_WORK_INIT_HARD,
+    IRQ_WORK_INIT_LAZY as IRQ_WORK_INIT_LAZY,
+    IrqWork as IrqWork,
+    init_irq_work as init_irq_work,
+    irq_work_is_busy as irq_work_is_busy,
+    irq_work_is_pending as irq_work_is_pending,
+    irq_work_queue as irq_work_queue,
+    irq_work_queue_on as irq_work_queue_on,
+    irq_work_sync as irq_work_sync,
+)
 from ._kernel import Kernel as Kernel, run as run
 from ._kthread import (
     kthread_bind as kthread_bind,
@@ -298,6 +311,14 @@ from ._sched import (
 )
 from ._shutdown import ShutdownReport as ShutdownReport, UnfinishedItem as UnfinishedItem
 from ._sleeping import might_sleep as might_sleep
+from ._smp import (
+    on_each_cpu as on_each_cpu,
+    on_each_cpu_cond as on_each_cpu_cond,
+    on_each_cpu_mask as on_each_cpu_mask,
+    smp_call_function as smp_call_function,
+    smp_call_function_many as smp_call_function_many,
+    smp_call_function_single as smp_call_function_single,
+)
 from ._softirq import (
     local_bh_disable as local_bh_disable,
     local_bh_enable as local_bh_enable,

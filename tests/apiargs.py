@@ -55,6 +55,7 @@ from kdefer_async import (
     Completion,
     DelayedWork,
     ExecuteWork,
+    IrqWork,
     Kernel,
     Mutex,
     PerCpu,
@@ -600,6 +601,16 @@ TYPES: dict[object, TypeEntry] = {
     WaitQueueHead: _lib(WaitQueueHead, WaitQueueHead, Completion),
     PerCpu: _lib(lambda: PerCpu(int), PerCpu, SpinLock),
 }
+
+# irq_work and cross-CPU calls: an item, and a CPU mask (any iterable of CPU numbers)
+TYPES[IrqWork] = _lib(
+    lambda: IrqWork(_plain_callback(1)), IrqWork, _uninitialised(IrqWork), Tasklet
+)
+TYPES[collections.abc.Iterable] = TypeEntry(
+    valid=lambda p: [0],
+    junk=lambda p: [None, 1, object(), "x", ["x"], [None], [-1], [1.5], [True]],
+    accepts=lambda v: isinstance(v, collections.abc.Iterable),
+)
 
 # typing.Any means the same as object here: anything goes
 TYPES[Any] = TYPES[object]
