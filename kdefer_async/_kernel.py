@@ -63,6 +63,7 @@ from ._hardirq import (
     ThreadsafeIrqs,
     check_cpu_arg,
     check_irq,
+    deliver_irq,
     deliver_threadsafe_irqs,
     do_irq,
     drop_threadsafe_irqs,
@@ -490,6 +491,17 @@ class Kernel:
     def _run_pending_softirqs(self) -> bool:
         busy = False
         for cpu in self.cpus:
+            if cpu.pending_irqs or cpu.irq_work_lazy or cpu.irq_work_raised:
+                # interrupts held off when their task left with interrupts disabled, lazy
+                # irq_work waiting for a tick: an IRQ_WORK interrupt on the idle task runs
+                # both lists, then what is held (a cross-CPU call, a line) follows it
+                busy = True
+                swapper = cpu.swapper
+                self._run_on(
+                    cpu, functools.partial(deliver_irq, self, swapper, IRQ_WORK_VECTOR, cpu.nr)
+                )
+                if cpu.pending_irqs:
+                    self._run_on(cpu, functools.partial(self._deliver_pending_irqs, swapper))
             if cpu.pending:
                 busy = True
                 self._run_on(cpu, functools.partial(handle_softirqs, cpu, cpu.swapper))

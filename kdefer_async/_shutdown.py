@@ -34,6 +34,7 @@ import anyio
 
 from ._consts import (
     HI_SOFTIRQ,
+    IRQ_WORK_CLAIMED,
     RCU_SOFTIRQ,
     SOFTIRQ_NAMES,
     TASKLET_SOFTIRQ,
@@ -43,6 +44,7 @@ from ._consts import (
 from ._printk import log_text, symbol_name
 
 if TYPE_CHECKING:
+    from ._cpu import CPU
     from ._kernel import Kernel
     from ._work import Work
     from ._workqueue import Worker, Workqueue
@@ -75,7 +77,8 @@ class UnfinishedItem:
 
     Attributes:
         kind: ``"work"``, ``"delayed work"``, ``"rcu work"``, ``"tasklet"``, ``"timer"``,
-            ``"softirq"``, ``"rcu callback"``, ``"irq"`` or ``"kthread"``.
+            ``"softirq"``, ``"rcu callback"``, ``"irq"``, ``"irq_work"``,
+            ``"smp_call_function"`` (a cross-CPU call) or ``"kthread"``.
         func: The name of its function (the kthread's ``comm/pid``, the softirq's name).
         where: Its workqueue's name, or ``CPU n``.
         state: What it was doing: ``"running"``, ``"queued"``, ``"inactive"``, ``"armed"``,
@@ -232,6 +235,34 @@ def _sweep_workqueues(kernel: Kernel) -> None:
                 _drop_queued_work(kernel, work, pwq.wq if pwq is not None else None, "queued")
 
 
+def _sweep_irq_work(kernel: Kernel, cpu: CPU) -> None:
+    """Name the irq_work items and cross-CPU calls still queued for *cpu*: dropped."""
+    for lazy, items in ((False, cpu.irq_work_raised), (True, cpu.irq_work_lazy)):
+        for work in items:
+            work.flags &= ~IRQ_WORK_CLAIMED
+            func = symbol_name(work.func)
+            name_item(
+                kernel,
+                UnfinishedItem("irq_work", func, f"CPU {cpu.nr}", "queued", "dropped", work),
+                f"{'lazy ' if lazy else ''}irq_work {func} still queued on CPU {cpu.nr}; dropped",
+            )
+    cpu.irq_work_raised = []
+    cpu.irq_work_lazy = []
+    while cpu.call_single_queue:
+        entry = cpu.call_single_queue.popleft()
+        func = symbol_name(entry.func)
+        if hasattr(entry, "info"):
+            what, text = "smp_call_function", f"cross-CPU call of {func}"
+        else:
+            entry.flags &= ~IRQ_WORK_CLAIMED
+            what, text = "irq_work", f"irq_work {func}"
+        name_item(
+            kernel,
+            UnfinishedItem(what, func, f"CPU {cpu.nr}", "queued", "dropped", entry),
+            f"{text} still queued for CPU {cpu.nr}; dropped",
+        )
+
+
 def _sweep_cpus(kernel: Kernel) -> None:
     from ._rcu import RcuWork
     from ._timer import _detach
@@ -266,12 +297,15 @@ def _sweep_cpus(kernel: Kernel) -> None:
                     )
         while cpu.pending_irqs:
             irq = cpu.pending_irqs.popleft()
+            if irq < 0:
+                continue  # a system vector: what it would have run is named below
             name = kernel.irq_names.get(irq, "?")
             name_item(
                 kernel,
                 UnfinishedItem("irq", name, f"CPU {cpu.nr}", "pending", "dropped", irq),
                 f"interrupt {irq} ({name}) pending on CPU {cpu.nr}; dropped",
             )
+        _sweep_irq_work(kernel, cpu)
         pending = cpu.pending & ~_ITEM_VECTORS
         cpu.pending &= _ITEM_VECTORS
         while pending:

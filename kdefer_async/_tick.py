@@ -177,16 +177,24 @@ def arch_vector(cpu: CPU, task: TaskStruct, vector: int) -> None:
         tick_body(cpu, task)
     elif vector == IRQ_WORK_VECTOR:
         stat[vector] = stat.get(vector, 0) + 1
-        from ._irq_work import irq_work_interrupt
-
-        irq_work_interrupt(cpu, task)
+        (_handlers or _bind_handlers())[0](cpu, task)
     elif vector == CALL_FUNCTION_VECTOR:
         stat[vector] = stat.get(vector, 0) + 1
-        from ._smp import call_function_interrupt
-
-        call_function_interrupt(cpu, task)
+        (_handlers or _bind_handlers())[1](cpu, task)
     else:  # pragma: no cover - the vectors above are the only ones raised
         raise AssertionError(f"unknown system vector {vector}")
+
+
+#: The IRQ_WORK and CALL_FUNCTION handlers, bound on first use (their modules import this one).
+_handlers: list[Callable[[CPU, TaskStruct], None]] = []
+
+
+def _bind_handlers() -> list[Callable[[CPU, TaskStruct], None]]:
+    from ._irq_work import irq_work_interrupt
+    from ._smp import call_function_interrupt
+
+    _handlers[:] = [irq_work_interrupt, call_function_interrupt]
+    return _handlers
 
 
 async def tick_task(cpu: CPU) -> None:

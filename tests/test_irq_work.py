@@ -581,3 +581,41 @@ class TestArguments:
                 TypeError, match=r"^irq_work_sync\(\) expects an IrqWork for 'work', got int$"
             ):
                 irq_work_sync(1)  # type: ignore[arg-type]
+
+
+class TestShutdown:
+    async def test_items_held_off_at_exit_run(self) -> None:
+        """Nothing is lost: an item queued while interrupts are off, and a lazy one waiting for
+        a tick, both run when the kernel shuts down normally; nothing is named as dropped."""
+        ran: list[str] = []
+        held = IrqWork(lambda w: ran.append("held"))
+        lazy = IRQ_WORK_INIT_LAZY(lambda w: ran.append("lazy"))
+        async with Kernel(nr_cpus=2) as k:
+            assert irq_work_queue(lazy)
+            local_irq_disable()
+            assert irq_work_queue(held)
+            assert ran == []
+        assert sorted(ran) == ["held", "lazy"]
+        assert k.shutdown_report is not None
+        assert k.shutdown_report.items == []
+        assert not irq_work_is_pending(held)
+
+    async def test_items_named_when_aborted(self) -> None:
+        """Leaving by an exception aborts: an item held off by disabled interrupts never runs
+        and is named in dmesg and in the shutdown report, as dropped."""
+        held = IrqWork(lambda w: None)
+        k = Kernel(nr_cpus=2)
+
+        async def body() -> None:
+            async with k:
+                local_irq_disable()
+                assert irq_work_queue(held)
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await body()
+        assert k.shutdown_report is not None
+        kinds = [(i.kind, i.state, i.outcome) for i in k.shutdown_report.items]
+        assert ("irq_work", "queued", "dropped") in kinds
+        assert any("irq_work <lambda> still queued on CPU 0; dropped" in line for line in k.dmesg())
+        assert not irq_work_is_pending(held)
