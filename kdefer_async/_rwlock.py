@@ -109,7 +109,7 @@ def _rwlock(lock: object, func: str) -> RwLock:
     """*lock* if it is an :class:`RwLock` (the cheap exact-type test first)."""
     if type(lock) is RwLock:
         return lock
-    return check_instance(lock, RwLock, func, "lock")
+    return check_instance(lock, RwLock, func, "lock", "an RwLock")
 
 
 def DEFINE_RWLOCK() -> RwLock:

@@ -187,7 +187,7 @@ def _rwsem(sem: object, func: str) -> RwSemaphore:
     """*sem* if it is an :class:`RwSemaphore`."""
     if type(sem) is RwSemaphore:
         return sem
-    return check_instance(sem, RwSemaphore, func, "sem")
+    return check_instance(sem, RwSemaphore, func, "sem", "an RwSemaphore")
 
 
 def DECLARE_RWSEM() -> RwSemaphore:
