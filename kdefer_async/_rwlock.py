@@ -262,14 +262,15 @@ def read_lock(lock: RwLock) -> None:
     task = get_current()
     try:  # the fast path: junk (or no task) fails at its first attribute, changing nothing
         if lock._writer is None:
-            readers = lock._readers
+            if not task.kernel.prove_locking:
+                task.preempt_count += PREEMPT_OFFSET
+                lock._readers.append(task)
+                return
+            # lockdep: no other hold to check for recursion, a context already recorded
             pc = task.preempt_count + PREEMPT_OFFSET
-            # with lockdep: no other hold to check for recursion, a context already recorded
-            if not task.kernel.prove_locking or (
-                not readers and pc == lock._seen_pc and task.irqs_off == lock._seen_irqs
-            ):
+            if not lock._readers and pc == lock._seen_pc and task.irqs_off == lock._seen_irqs:
                 task.preempt_count = pc
-                readers.append(task)
+                lock._readers.append(task)
                 return
     except AttributeError:
         pass
@@ -286,13 +287,14 @@ def read_unlock(lock: RwLock) -> None:
     .. versionadded:: 0.2
     """
     task = get_current()
-    try:
+    try:  # the fast path: the innermost hold is the caller's (junk, no hold: the slow path)
         readers = lock._readers
-        if readers and readers[-1] is task:
-            readers.pop()
+        last = readers.pop()
+        if last is task:
             task.preempt_count -= PREEMPT_OFFSET
             return
-    except AttributeError:
+        readers.append(last)
+    except (AttributeError, IndexError):
         pass
     if _read_release(lock, "read_unlock"):
         _preempt_enable(_cur())
