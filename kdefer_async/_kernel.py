@@ -149,6 +149,12 @@ class Kernel:
             ``BUG: workqueue lockup``. 0 disables it.
         wq_cpu_intensive_thresh_us: ``workqueue.cpu_intensive_thresh_us`` (10 ms): a work
             item that runs this long without sleeping stops holding back its per-CPU pool.
+        prove_locking: ``CONFIG_PROVE_LOCKING`` (default on): lockdep's reports on every lock
+            (``possible recursive locking detected``, ``inconsistent lock state``, ``bad
+            unlock balance detected!``, ``lockdep_assert_held()``). Off, only the
+            CONFIG_DEBUG_SPINLOCK / DEBUG_RWSEMS reports remain (``BUG: spinlock
+            recursion``...), and an uncontended lock and unlock costs less. A self-deadlock
+            on a spinning lock raises :class:`KernelBug` either way.
 
     Attributes:
         nr_cpus: The number of CPUs.
@@ -181,6 +187,7 @@ class Kernel:
         shutdown_timeout: float | None = 10.0,
         wq_watchdog_thresh: float = 30,
         wq_cpu_intensive_thresh_us: int = 10_000,
+        prove_locking: bool = True,
     ) -> None:
         _check_options(
             nr_cpus,
@@ -195,6 +202,9 @@ class Kernel:
             wq_watchdog_thresh,
             wq_cpu_intensive_thresh_us,
         )
+        check_bool(prove_locking, "Kernel", "prove_locking")
+        #: I: CONFIG_PROVE_LOCKING: lockdep's reports (see the class docstring)
+        self.prove_locking = prove_locking
         self.nr_cpus = nr_cpus  # I
         self.hz = hz  # I
         self.panic_on_oops = panic_on_oops  # I

@@ -60,6 +60,10 @@ from kdefer_async import (
     Mutex,
     PerCpu,
     RcuWork,
+    RwLock,
+    RwSemaphore,
+    Semaphore,
+    SeqLock,
     SpinLock,
     Tasklet,
     TaskStruct,
@@ -215,6 +219,9 @@ _EXTRA_NAMES: dict[str, object] = {
     "CPU": CPU,
     "Workqueue": Workqueue,
     "TaskStruct": TaskStruct,
+    "RwLock": RwLock,
+    "SeqLock": SeqLock,
+    "RwSemaphore": RwSemaphore,
 }
 
 
@@ -583,6 +590,12 @@ TYPES: dict[object, TypeEntry] = {
     TaskStruct: _lib(current, TaskStruct, SpinLock),
     SpinLock: _lib(SpinLock, SpinLock, Mutex),
     Mutex: _lib(Mutex, Mutex, SpinLock),
+    RwLock: _lib(RwLock, RwLock, SpinLock, RwSemaphore),
+    SeqLock: _lib(SeqLock, SeqLock, SpinLock, RwLock),
+    # a fresh rwsem is free: every down returns at once
+    RwSemaphore: _lib(RwSemaphore, RwSemaphore, RwLock, Mutex, Semaphore),
+    # one free unit: a down returns at once
+    Semaphore: _lib(lambda: Semaphore(1), Semaphore, RwSemaphore, Completion),
     Tasklet: _lib(lambda: Tasklet(_plain_callback(1)), Tasklet, _uninitialised(Tasklet), TimerList),
     TimerList: _lib(
         lambda: TimerList(_plain_callback(1)), TimerList, _uninitialised(TimerList), Tasklet

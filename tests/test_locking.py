@@ -1,4 +1,9 @@
-"""Spinlocks and mutexes, with lockdep-style reports."""
+"""Spinlocks and mutexes, with lockdep-style reports (LK-23 to LK-26 of the semantics' §11.8).
+
+Kernel(prove_locking=...) chooses the lockdep profile; CONFIG_DEBUG_SPINLOCK's reports are
+always on. The rwlock, seqlock and semaphore behaviours are in test_rwlock.py,
+test_seqlock.py and test_semaphore.py.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from helpers import at_tick, logged
 from kdefer_async import (
     DECLARE_COMPLETION,
     DEFINE_MUTEX,
+    DEFINE_RWLOCK,
     DEFINE_SPINLOCK,
     EINTR,
     IRQ_HANDLED,
@@ -33,6 +39,8 @@ from kdefer_async import (
     irqs_disabled,
     kthread_run,
     kthread_stop,
+    local_irq_save,
+    lockdep_assert_held,
     msleep,
     mutex_init,
     mutex_is_locked,
@@ -41,6 +49,8 @@ from kdefer_async import (
     mutex_trylock,
     mutex_unlock,
     preempt_count,
+    read_lock,
+    read_unlock,
     request_irq,
     send_sig,
     signal_pending,
@@ -58,6 +68,8 @@ from kdefer_async import (
     tasklet_schedule,
     tasklet_setup,
     wait_for_completion,
+    write_lock,
+    write_unlock,
 )
 from kdefer_async.testing import settle
 
@@ -214,14 +226,141 @@ class TestSpinLock:
             assert preempt_count() == 0
             assert logged(k, "WARNING: possible recursive locking detected") == 1
 
-    async def test_unlock_unlocked_warns(self) -> None:
-        """spin_unlock of a lock nobody holds WARNs and leaves preempt_count alone."""
+    async def test_unlock_unlocked_lockdep(self) -> None:
+        """LK-26. (lockdep) spin_unlock of a lock nobody holds: bad unlock balance; lockdep
+        turned lock debugging off, so the spinlock debug line follows no more (as in the
+        kernel); preempt_count is left alone."""
         async with Kernel(nr_cpus=2, hz=250) as k:
             lock = DEFINE_SPINLOCK()
             spin_unlock(lock)
             assert preempt_count() == 0
-            assert logged(k, "BUG: spinlock already unlocked on CPU#0") == 1
-            assert logged(k, "------------[ cut here ]------------") == 1
+            assert logged(k, "WARNING: bad unlock balance detected!") == 1
+            assert logged(k, "but there are no more locks to release!") == 1
+            assert logged(k, "is trying to release lock (") == 1
+            assert logged(k, "BUG: spinlock already unlocked") == 0
+
+    async def test_unlock_unlocked_debug(self) -> None:
+        """LK-26. (debug) Without lockdep: BUG: spinlock already unlocked on CPU#0, comm/pid,
+        then the lock line, once (lock debugging is off after it)."""
+        async with Kernel(nr_cpus=2, hz=250, prove_locking=False) as k:
+            lock = DEFINE_SPINLOCK()
+            me = current()
+            spin_unlock(lock)
+            assert preempt_count() == 0
+            assert (
+                logged(k, f"BUG: spinlock already unlocked on CPU#{me.cpu}, {me.comm}/{me.pid}")
+                == 1
+            )
+            assert logged(k, ".magic: dead4ead, .owner: <none>/-1, .owner_cpu: -1") == 1
+            assert logged(k, "bad unlock balance") == 0
+            spin_unlock(lock)
+            assert logged(k, "BUG: spinlock already unlocked") == 1
+
+    async def test_recursive_spin_lock_debug(self) -> None:
+        """Without lockdep a recursive spin_lock is CONFIG_DEBUG_SPINLOCK's BUG: spinlock
+        recursion, then KernelBug; no lockdep report."""
+        async with Kernel(nr_cpus=2, hz=250, prove_locking=False) as k:
+            lock = DEFINE_SPINLOCK()
+            spin_lock(lock)
+            with pytest.raises(KernelBug):
+                spin_lock(lock)
+            assert preempt_count() == 1
+            spin_unlock(lock)
+            assert logged(k, "BUG: spinlock recursion on CPU#") == 1
+            assert logged(k, "possible recursive locking") == 0
+
+    async def test_trylock_in_interrupt_of_holder(self) -> None:
+        """LK-23. spin_trylock in an irq handler on the CPU of the task holding the lock → 0,
+        no deadlock, no report; spin_is_locked is True while it is held."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            lock = DEFINE_SPINLOCK()
+            got: list[int] = []
+
+            def handler(_irq: int, _dev: Any) -> int:
+                got.append(spin_trylock(lock))
+                got.append(int(spin_is_locked(lock)))
+                return IRQ_HANDLED
+
+            assert request_irq(12, handler, 0, "mydev", object()) == 0
+            spin_lock(lock)
+            k.raise_irq(12, cpu=current().cpu)
+            spin_unlock(lock)
+            assert got == [0, 1]
+            assert not spin_is_locked(lock)
+            assert logged(k, "recursive") == 0
+            assert logged(k, "BUG:") == 0
+
+    async def test_spin_lock_irq_enables_unconditionally(self) -> None:
+        """LK-24. local_irq_disable(); spin_lock_irq(l); spin_unlock_irq(l) leaves interrupts
+        on, with no warning (the classic bug the _irqsave form avoids)."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            lock = DEFINE_SPINLOCK()
+            flags = local_irq_save()
+            spin_lock_irq(lock)
+            spin_unlock_irq(lock)
+            assert not irqs_disabled()
+            assert flags == 0
+            assert logged(k, "WARNING") == 0
+
+
+class TestLockdepAssertHeld:
+    async def test_not_held_warns_each_call(self) -> None:
+        """LK-25. lockdep_assert_held of a lock nobody holds: one WARN (header only) per call."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            lock = DEFINE_SPINLOCK()
+            lockdep_assert_held(lock)
+            lockdep_assert_held(lock)
+            assert logged(k, "------------[ cut here ]------------") == 2
+            assert logged(k, "WARNING: CPU: ") == 2
+
+    async def test_held_by_caller_is_silent(self) -> None:
+        """LK-25. Held by the caller (a spinlock, a mutex, either side of an RwLock): silent."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            lock = DEFINE_SPINLOCK()
+            spin_lock(lock)
+            lockdep_assert_held(lock)
+            spin_unlock(lock)
+            m = DEFINE_MUTEX()
+            await mutex_lock(m)
+            lockdep_assert_held(m)
+            mutex_unlock(m)
+            rw = DEFINE_RWLOCK()
+            read_lock(rw)
+            lockdep_assert_held(rw)
+            read_unlock(rw)
+            write_lock(rw)
+            lockdep_assert_held(rw)
+            write_unlock(rw)
+            assert logged(k, "WARNING") == 0
+
+    async def test_held_by_another_task_warns(self) -> None:
+        """LK-25. A mutex held by another task: the caller does not hold it, WARN."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            m = DEFINE_MUTEX()
+            locked = DECLARE_COMPLETION()
+            release = DECLARE_COMPLETION()
+
+            async def holder(_data: object) -> int:
+                await mutex_lock(m)
+                complete(locked)
+                await wait_for_completion(release)
+                mutex_unlock(m)
+                return 0
+
+            kthread_run(holder, None, "holder")
+            await wait_for_completion(locked)
+            lockdep_assert_held(m)
+            assert logged(k, "WARNING: CPU: ") == 1
+            complete(release)
+            await settle()
+
+    async def test_without_lockdep_a_no_op(self) -> None:
+        """Without lockdep lockdep_assert_held checks its argument and does nothing more."""
+        async with Kernel(nr_cpus=2, hz=250, prove_locking=False) as k:
+            lockdep_assert_held(DEFINE_SPINLOCK())
+            assert logged(k, "WARNING") == 0
+            with pytest.raises(TypeError, match="lockdep_assert_held"):
+                lockdep_assert_held(object())  # type: ignore[arg-type]
 
 
 class TestLockdepUsage:
