@@ -56,6 +56,9 @@ from kdefer_async import (
     DelayedWork,
     ExecuteWork,
     Kernel,
+    KthreadDelayedWork,
+    KthreadWork,
+    KthreadWorker,
     Mutex,
     RcuWork,
     SpinLock,
@@ -70,6 +73,7 @@ from kdefer_async import (
     current,
     current_kernel,
     kthread_create,
+    kthread_run_worker,
 )
 from kdefer_async._cpu import CPU
 
@@ -597,6 +601,26 @@ TYPES: dict[object, TypeEntry] = {
     ExecuteWork: _lib(ExecuteWork, ExecuteWork, Work),
     Completion: _lib(_completed, Completion, WaitQueueHead),
     WaitQueueHead: _lib(WaitQueueHead, WaitQueueHead, Completion),
+    KthreadWorker: _lib(
+        lambda: kthread_run_worker(0, "apiargs"),
+        KthreadWorker,
+        _uninitialised(KthreadWorker),
+        _uninitialised(Workqueue),
+    ),
+    KthreadWork: _lib(
+        lambda: KthreadWork(_plain_callback(1)),
+        KthreadWork,
+        _uninitialised(KthreadWork),
+        lambda: KthreadDelayedWork(_plain_callback(1)),
+        lambda: Work(_plain_callback(1)),
+    ),
+    KthreadDelayedWork: _lib(
+        lambda: KthreadDelayedWork(_plain_callback(1)),
+        KthreadDelayedWork,
+        _uninitialised(KthreadDelayedWork),
+        lambda: KthreadWork(_plain_callback(1)),
+        lambda: DelayedWork(_plain_callback(1)),
+    ),
 }
 
 # typing.Any means the same as object here: anything goes
@@ -622,6 +646,9 @@ VALID_OVERRIDES: dict[tuple[str, str], Callable[[], object]] = {
     # a kthread that has not run yet: bind it, or stop it (it then exits at once, -EINTR)
     ("kthread_stop", "task"): lambda: kthread_create(fuzz_async_1, None, "apiargs"),
     ("kthread_bind", "task"): lambda: kthread_create(fuzz_async_1, None, "apiargs"),
+    # a kthread that has not run yet: it parks before its function would run
+    ("kthread_park", "task"): lambda: kthread_create(fuzz_async_1, None, "apiargs"),
+    ("kthread_unpark", "task"): lambda: kthread_create(fuzz_async_1, None, "apiargs"),
     ("Kernel.insmod", "path"): module_path,
     ("Kernel.rmmod", "name"): lambda: "fuzzmod",
 }
