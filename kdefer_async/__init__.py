@@ -214,6 +214,34 @@ from ._locking import (
     spin_unlock_irq as spin_unlock_irq,
     spin_unlock_irqrestore as spin_unlock_irqrestore,
 )
+
+# isort: split
+from ._kthread_worker import (
+    KTW_FREEZABLE as KTW_FREEZABLE,
+    KthreadDelayedWork as KthreadDelayedWork,
+    KthreadExit as KthreadExit,
+    KthreadWork as KthreadWork,
+    KthreadWorker as KthreadWorker,
+    kthread_cancel_delayed_work_sync as kthread_cancel_delayed_work_sync,
+    kthread_cancel_work_sync as kthread_cancel_work_sync,
+    kthread_complete_and_exit as kthread_complete_and_exit,
+    kthread_create_worker as kthread_create_worker,
+    kthread_create_worker_on_cpu as kthread_create_worker_on_cpu,
+    kthread_destroy_worker as kthread_destroy_worker,
+    kthread_flush_work as kthread_flush_work,
+    kthread_flush_worker as kthread_flush_worker,
+    kthread_init_delayed_work as kthread_init_delayed_work,
+    kthread_init_work as kthread_init_work,
+    kthread_mod_delayed_work as kthread_mod_delayed_work,
+    kthread_park as kthread_park,
+    kthread_parkme as kthread_parkme,
+    kthread_queue_delayed_work as kthread_queue_delayed_work,
+    kthread_queue_work as kthread_queue_work,
+    kthread_run_worker as kthread_run_worker,
+    kthread_run_worker_on_cpu as kthread_run_worker_on_cpu,
+    kthread_should_park as kthread_should_park,
+    kthread_unpark as kthread_unpark,
+)
 from ._mm import (
     container_of as container_of,
     from_tasklet as from_tasklet,

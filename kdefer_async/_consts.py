@@ -141,6 +141,8 @@ TASK_UNINTERRUPTIBLE: Final = 0x0002
 TASK_WAKEKILL: Final = 0x0100
 TASK_KILLABLE: Final = TASK_WAKEKILL | TASK_UNINTERRUPTIBLE
 TASK_NORMAL: Final = TASK_INTERRUPTIBLE | TASK_UNINTERRUPTIBLE
+#: ``TASK_PARKED``: a kthread parked by ``kthread_park()``; only ``kthread_unpark()`` wakes it.
+TASK_PARKED: Final = 0x0040
 SIGHUP: Final = 1
 SIGINT: Final = 2
 SIGQUIT: Final = 3

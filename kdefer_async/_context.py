@@ -89,6 +89,7 @@ class TaskStruct:
         "_exit_waiters",
         "_exited",
         "_hung_reported",
+        "_parked",
         "_sleep_since",
         "_wake_event",
         "allowed_signals",
@@ -103,6 +104,7 @@ class TaskStruct:
         "policy",
         "preempt_count",
         "rt_priority",
+        "should_park",
         "should_stop",
         "sigpending",
         "state",
@@ -122,6 +124,8 @@ class TaskStruct:
         self.sigpending = 0  # A: bit mask of pending signals
         self.allowed_signals = 0  # A: kthreads only get the signals they allow
         self.should_stop = False  # A: kthread_stop() was called
+        self.should_park = False  # A: kthread_park() was called, kthread_unpark() not yet
+        self._parked = False  # A: asleep in kthread_parkme() (the kernel's `parked` completion)
         self.data: Any = None  # I: the kthread's data argument
         self._wake_event: Any = None  # A: what wakes this task while it sleeps (_park.py)
         self._sleep_since = 0  # A: jiffies when an uninterruptible sleep began

@@ -491,6 +491,10 @@ class Kernel:
             if getattr(self, "_wq_state", None) is not None:
                 await workqueue_shutdown(self)
                 busy = self._run_pending_softirqs() or busy
+            if getattr(self, "_kw_state", None) is not None:
+                from ._kthread_worker import kthread_worker_shutdown
+
+                await kthread_worker_shutdown(self)
             if not busy:
                 break
             await anyio.lowlevel.checkpoint()

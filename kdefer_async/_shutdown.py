@@ -373,6 +373,10 @@ def _sweep_kthreads(kernel: Kernel) -> None:
 def sweep(kernel: Kernel) -> None:
     """Take every queued, armed or scheduled item off its list and name it. Synchronous."""
     _sweep_workqueues(kernel)
+    if getattr(kernel, "_kw_state", None) is not None:
+        from ._kthread_worker import sweep_kthread_workers
+
+        sweep_kthread_workers(kernel)  # before _sweep_cpus: their timers are named as items
     _sweep_cpus(kernel)
     _sweep_kthreads(kernel)
     kernel._drop_threadsafe_irqs(lambda irq, cpu, n: _irq_from_thread(kernel, irq, cpu, n))

@@ -57,6 +57,9 @@ from kdefer_async import (
     ExecuteWork,
     IrqWork,
     Kernel,
+    KthreadDelayedWork,
+    KthreadWork,
+    KthreadWorker,
     Mutex,
     PerCpu,
     RcuWork,
@@ -76,6 +79,7 @@ from kdefer_async import (
     current,
     current_kernel,
     kthread_create,
+    kthread_run_worker,
 )
 from kdefer_async._cpu import CPU
 
@@ -613,6 +617,26 @@ TYPES: dict[object, TypeEntry] = {
     Completion: _lib(_completed, Completion, WaitQueueHead),
     WaitQueueHead: _lib(WaitQueueHead, WaitQueueHead, Completion),
     PerCpu: _lib(lambda: PerCpu(int), PerCpu, SpinLock),
+    KthreadWorker: _lib(
+        lambda: kthread_run_worker(0, "apiargs"),
+        KthreadWorker,
+        _uninitialised(KthreadWorker),
+        _uninitialised(Workqueue),
+    ),
+    KthreadWork: _lib(
+        lambda: KthreadWork(_plain_callback(1)),
+        KthreadWork,
+        _uninitialised(KthreadWork),
+        lambda: KthreadDelayedWork(_plain_callback(1)),
+        lambda: Work(_plain_callback(1)),
+    ),
+    KthreadDelayedWork: _lib(
+        lambda: KthreadDelayedWork(_plain_callback(1)),
+        KthreadDelayedWork,
+        _uninitialised(KthreadDelayedWork),
+        lambda: KthreadWork(_plain_callback(1)),
+        lambda: DelayedWork(_plain_callback(1)),
+    ),
 }
 
 # irq_work and cross-CPU calls: an item, and a CPU mask (any iterable of CPU numbers)
@@ -648,6 +672,9 @@ VALID_OVERRIDES: dict[tuple[str, str], Callable[[], object]] = {
     # a kthread that has not run yet: bind it, or stop it (it then exits at once, -EINTR)
     ("kthread_stop", "task"): lambda: kthread_create(fuzz_async_1, None, "apiargs"),
     ("kthread_bind", "task"): lambda: kthread_create(fuzz_async_1, None, "apiargs"),
+    # a kthread that has not run yet: it parks before its function would run
+    ("kthread_park", "task"): lambda: kthread_create(fuzz_async_1, None, "apiargs"),
+    ("kthread_unpark", "task"): lambda: kthread_create(fuzz_async_1, None, "apiargs"),
     ("Kernel.insmod", "path"): module_path,
     ("Kernel.rmmod", "name"): lambda: "fuzzmod",
 }
