@@ -658,48 +658,48 @@ def handle_irq(kernel: Kernel, cpu: CPU, task: TaskStruct, irq: int) -> None:
     retval = 0
     saved_irqs_off = task.irqs_off
     task.irqs_off = 1  # a handler that enables interrupts is caught below
-    try:
-        for action in actions if len(actions) == 1 else tuple(actions):
-            prev = task.preempt_count
-            try:
-                ret: Any = action.handler(irq, action.dev)
-            except KernelPanic:
-                raise
-            except Exception as exc:
-                panic_in_interrupt(task, exc, f"irq {irq} handler {action.name}")
-                raise
-            if not task.irqs_off:
-                warn_once(
-                    "irq handler enabled interrupts",
-                    "irq %u handler %s enabled interrupts\n",
-                    irq,
-                    symbol_name(action.handler, offset=True),
-                )
-                task.irqs_off = 1
-            if type(ret) is not int:
-                if ret is None:
-                    ret = IRQ_NONE
-                elif isinstance(ret, int):
-                    ret = int(ret)
-                else:
-                    run_atomic_result(task, ret, action.handler)
-                    ret = IRQ_NONE
-            if ret == IRQ_WAKE_THREAD:
-                if action.thread_fn is None:
-                    _warn_no_thread(kernel, irq, action)
-                else:
+    for action in actions if len(actions) == 1 else tuple(actions):
+        prev = task.preempt_count
+        try:
+            ret: Any = action.handler(irq, action.dev)
+        except KernelPanic:
+            raise
+        except Exception as exc:
+            task.irqs_off = saved_irqs_off
+            panic_in_interrupt(task, exc, f"irq {irq} handler {action.name}")
+            raise
+        if not task.irqs_off:
+            warn_once(
+                "irq handler enabled interrupts",
+                "irq %u handler %s enabled interrupts\n",
+                irq,
+                symbol_name(action.handler, offset=True),
+            )
+            task.irqs_off = 1
+        if type(ret) is not int:
+            if ret is None:
+                ret = IRQ_NONE
+            elif isinstance(ret, int):
+                ret = int(ret)
+            else:
+                run_atomic_result(task, ret, action.handler)
+                ret = IRQ_NONE
+        if ret == IRQ_WAKE_THREAD:
+            if action.thread is not None:
+                if not action.runthread:
                     irq_wake(desc, action, cpu.nr)
-            retval |= ret & 0xFFFFFFFF
-            if task.preempt_count != prev:
-                log_text(
-                    kernel,
-                    3,
-                    f"irq {irq} handler {action.name} leaked preempt_count "
-                    f"{prev:08x} -> {task.preempt_count:08x}",
-                )
-                task.preempt_count = prev
-    finally:
-        task.irqs_off = saved_irqs_off
+            elif action.thread_fn is None:
+                _warn_no_thread(kernel, irq, action)
+        retval |= ret & 0xFFFFFFFF
+        if task.preempt_count != prev:
+            log_text(
+                kernel,
+                3,
+                f"irq {irq} handler {action.name} leaked preempt_count "
+                f"{prev:08x} -> {task.preempt_count:08x}",
+            )
+            task.preempt_count = prev
+    task.irqs_off = saved_irqs_off
     if not desc.no_debug:
         note_interrupt(kernel, desc, irq, retval)
     if oneshot and not desc.depth and not desc.threads_oneshot and desc.masked:
@@ -785,6 +785,7 @@ def note_interrupt(kernel: Kernel, desc: IrqDesc | None, irq: int, ret: int) -> 
     if ret > IRQ_HANDLED | IRQ_WAKE_THREAD:
         _report_bad_irq(kernel, irq, ret)
         return
+    counts = kernel.irq_count
     if ret & IRQ_WAKE_THREAD and desc is not None:
         if ret == IRQ_WAKE_THREAD:
             if not desc.threads_handled_last & SPURIOUS_DEFERRED:
@@ -808,11 +809,11 @@ def note_interrupt(kernel: Kernel, desc: IrqDesc | None, irq: int, ret: int) -> 
         kernel.irqs_last_unhandled[irq] = now
         if desc is None and kernel.irqs_unhandled[irq] == 1 and last is None:
             log_text(kernel, 4, f"irq {irq}: no handler registered (spurious interrupt)")
-    count = kernel.irq_count.get(irq, 0) + 1
+    count = counts.get(irq, 0) + 1
     if count < 100_000:
-        kernel.irq_count[irq] = count
+        counts[irq] = count
         return
-    kernel.irq_count[irq] = 0
+    counts[irq] = 0
     if kernel.irqs_unhandled.get(irq, 0) > 99_900:
         _print_bad_irq(
             kernel, irq, f'irq {irq}: nobody cared (try booting with the "irqpoll" option)'

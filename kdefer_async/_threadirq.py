@@ -142,6 +142,7 @@ async def _irq_thread(action: IrqAction) -> None:
     assert fn is not None
     forced = action.forced
     coro_type = CoroutineType
+    waiters = kernel._var_waiters  # wait_var_event() sleepers, by id of what they wait on
     try:
         while True:
             # irq_wait_for_interrupt(): a stopped thread still takes a pending run
@@ -171,9 +172,13 @@ async def _irq_thread(action: IrqAction) -> None:
             action.running = False
             if ret == IRQ_WAKE_THREAD:
                 _wake_secondary(task, desc, action)
-            _wake_threads_waitq(kernel, desc)
-            if not action.runthread:
-                wake_up_var(kernel, kernel.irq_descs)  # the shutdown waits for idle threads
+            # wake_threads_waitq(): the run is over
+            desc.threads_active -= 1
+            if waiters:  # (someone sleeps in synchronize_irq() or the shutdown)
+                if not desc.threads_active:
+                    wake_up_var(kernel, desc)
+                if not action.runthread:
+                    wake_up_var(kernel, kernel.irq_descs)  # the shutdown waits for idle threads
     except KernelPanic:
         raise
     except Exception as exc:
@@ -238,7 +243,10 @@ def finalize_oneshot(kernel: Kernel, desc: IrqDesc, action: IrqAction) -> None:
         return  # woken again: the bit stays until that run
     desc.threads_oneshot &= ~action.thread_mask
     if not desc.threads_oneshot and not desc.depth and desc.masked:
-        unmask_line(kernel, desc)
+        if desc.held_cpu is None:
+            desc.masked = False  # (unmask_line() with nothing held)
+        else:
+            unmask_line(kernel, desc)
 
 
 def _wake_threads_waitq(kernel: Kernel, desc: IrqDesc) -> None:
