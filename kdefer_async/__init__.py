@@ -433,6 +433,15 @@ from ._tasklet import (
     tasklet_unlock_spin_wait as tasklet_unlock_spin_wait,
     tasklet_unlock_wait as tasklet_unlock_wait,
 )
+from ._threadirq import (
+    IRQ_NOTCONNECTED as IRQ_NOTCONNECTED,
+    disable_irq as disable_irq,
+    disable_irq_nosync as disable_irq_nosync,
+    enable_irq as enable_irq,
+    irq_wake_thread as irq_wake_thread,
+    request_threaded_irq as request_threaded_irq,
+    synchronize_irq as synchronize_irq,
+)
 from ._time import (
     get_jiffies_64 as get_jiffies_64,
     jiffies_to_msecs as jiffies_to_msecs,

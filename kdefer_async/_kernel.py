@@ -60,6 +60,7 @@ from ._cpu import CPU
 from ._exceptions import KernelPanic, ModuleLoadError, NoKernelError
 from ._hardirq import (
     IrqAction,
+    IrqDesc,
     ThreadsafeIrqs,
     check_cpu_arg,
     check_irq,
@@ -83,7 +84,6 @@ from ._printk import (
     log_text,
     record_oops,
     report_lines,
-    symbol_name,
     taint_string,
 )
 from ._rcu import rcu_core, rcu_expedite
@@ -134,8 +134,10 @@ class Kernel:
         nr_cpus: Number of CPUs (1 to 1024).
         hz: ``CONFIG_HZ``: jiffies per second (100, 250, 300 and 1000 are the kernel's choices).
         panic_on_oops: Turn every oops (an exception in a work function or kthread) into a panic.
-        threadirqs: Forced interrupt threading: ``irq_exit`` wakes ksoftirqd instead of running
-            softirqs itself.
+        threadirqs: Forced interrupt threading (the ``threadirqs`` boot option): every
+            interrupt handler not flagged ``IRQF_NO_THREAD``, ``IRQF_PERCPU`` or
+            ``IRQF_ONESHOT`` runs in its irq thread (see ``request_threaded_irq``), and
+            ``irq_exit`` wakes ksoftirqd instead of running softirqs itself.
         sleep_in_atomic: ``"raise"`` (default): after reporting a sleep in atomic context,
             raise :class:`KernelBug` in the offending code; ``"report"``: only report.
         hung_task_timeout_secs: The hung-task detector's threshold (120; 0 disables it).
@@ -272,6 +274,9 @@ class Kernel:
         self.irqs_last_unhandled: dict[int, int] = {}  # A: jiffies of the last unhandled one
         self.irq_count: dict[int, int] = {}  # A: desc->irq_count (wraps at 100,000)
         self.irqs_disabled_lines: set[int] = set()  # A: lines disabled by "nobody cared"
+        #: A: the state of each line requested (or disabled) so far (see _hardirq.py)
+        self.irq_descs: dict[int, IrqDesc] = {}
+        self.bad_irq_reports = 100  # A: bogus irq return values still to be reported
         #: A: each line's effective affinity: the CPU its device interrupts go to
         self.irq_affinity: dict[int, int] = {}
         #: I after boot: the OS thread of the event loop this kernel runs on
@@ -483,11 +488,13 @@ class Kernel:
         rescuers; then name scheduled-but-disabled tasklets, armed timers, running kthreads.
         """
         from ._flush import workqueue_shutdown
+        from ._threadirq import irq_threads_quiesce, stop_irq_threads
 
         for _ in range(64):
             busy = self._deliver_threadsafe_irqs() > 0  # raised by other threads: delivered
             busy = rcu_expedite(self) or busy  # the callbacks waiting for a grace period run now
             busy = self._run_pending_softirqs() or busy
+            busy = await irq_threads_quiesce(self) or busy  # woken irq threads run
             if getattr(self, "_wq_state", None) is not None:
                 await workqueue_shutdown(self)
                 busy = self._run_pending_softirqs() or busy
@@ -498,6 +505,7 @@ class Kernel:
             if not busy:
                 break
             await anyio.lowlevel.checkpoint()
+        stop_irq_threads(self)
         for _ in range(3):
             await anyio.lowlevel.checkpoint()  # let stopped kthreads (rescuers) exit
         sweep(self)  # what is left: disabled tasklets, armed timers, running kthreads...
@@ -803,36 +811,6 @@ class Kernel:
         """An interrupt wakes the CPU: raise TIMER_SOFTIRQ if a timer (even deferrable) is due."""
         if timers_due(cpu, self.get_jiffies()):
             cpu.pending |= 1 << TIMER_SOFTIRQ
-
-    def _note_interrupt(self, irq: int, handled: bool) -> None:
-        """
-        ``note_interrupt``: count unhandled interrupts per line (the count restarts after
-        HZ/10 quiet jiffies); at every 100,000th interrupt of a line, more than 99,900
-        unhandled is "nobody cared" and the line is disabled.
-        """
-        if not handled:
-            now = self.get_jiffies()
-            last = self.irqs_last_unhandled.get(irq)
-            if last is None or now - last > self.hz // 10:
-                self.irqs_unhandled[irq] = 1
-            else:
-                self.irqs_unhandled[irq] = self.irqs_unhandled.get(irq, 0) + 1
-            self.irqs_last_unhandled[irq] = now
-            if irq not in self.irq_actions and self.irqs_unhandled[irq] == 1 and last is None:
-                log_text(self, 4, f"irq {irq}: no handler registered (spurious interrupt)")
-        count = self.irq_count.get(irq, 0) + 1
-        if count < 100_000:
-            self.irq_count[irq] = count
-            return
-        self.irq_count[irq] = 0
-        if self.irqs_unhandled.get(irq, 0) > 99_900:
-            log_text(self, 0, f'irq {irq}: nobody cared (try booting with the "irqpoll" option)')
-            log_text(self, 0, "handlers:")
-            for action in self.irq_actions.get(irq, []):
-                log_text(self, 0, f"[<00000000>] {symbol_name(action.handler)}")
-            log_text(self, 0, f"Disabling IRQ #{irq}")
-            self.irqs_disabled_lines.add(irq)
-        self.irqs_unhandled[irq] = 0
 
     def _deliver_pending_irqs(self, task: TaskStruct) -> None:
         if task.preempt_count & HARDIRQ_MASK:

@@ -129,6 +129,37 @@ class TestSeedScripts:
         assert msgs.count("Work queue module handler do_work, data is 42") == 1
 
 
+class TestThreadedIrqModule:
+    @pytest.mark.parametrize("backend", BACKENDS)
+    def test_every_sample_read_in_the_irq_thread(self, backend: str) -> None:
+        """``--param samples=3``: three interrupts, each acknowledged by the primary handler
+        and read (after a sleeping bus transfer) in irq/42-sensor, in order; exit frees it."""
+        r = script(
+            "threaded_irq_module.py",
+            "--virtual-time",
+            "--backend",
+            backend,
+            "--param",
+            "samples=3",
+        )
+        assert r.returncode == 0, r.stderr
+        msgs = [m for _, m in kernel_log(r.stdout)]
+        readings = [m for m in msgs if m.startswith("sensor: reading")]
+        assert readings == [
+            f"sensor: reading {n}: {21_000 + 250 * n} mC (in irq/42-sensor)" for n in (1, 2, 3)
+        ]
+        assert in_order(
+            msgs,
+            [
+                "sensor: IRQ 42 requested, 3 samples to read",
+                "sensor: reading 3: 21750 mC (in irq/42-sensor)",
+                "sensor: 3 samples, 3 interrupts, 3 readings; freed IRQ 42 (sensor)",
+                "reboot: System halted",
+            ],
+        )
+        assert not any("BUG" in m or "WARNING" in m for m in msgs)
+
+
 # --- the application examples, run as scripts ---------------------------------------------------
 
 

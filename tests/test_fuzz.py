@@ -692,13 +692,14 @@ async def test_snapshot_sees_every_kind_of_change() -> None:
             k.raise_irq(5)
 
         action: list[tuple[str, Callable[[], object]]] = [
+            # (request_irq before the locks and irqs-off sections: it may sleep)
+            ("irq actions", lambda: request_irq(5, lambda i, d: 1, 0, "snap", None)),
             ("caller context", lambda: spin_lock(lock)),
             ("pending softirqs", lambda: raise_softirq(kdefer_async.NET_TX_SOFTIRQ)),
             ("tasklet lists", lambda: tasklet_schedule(tasklet)),
             ("armed timers", lambda: mod_timer(timer, k.jiffies + 100)),
             ("dmesg", lambda: pr_info("snapshot\n")),
             ("taint", lambda: kdefer_async.WARN_ON(True)),
-            ("irq actions", lambda: request_irq(5, lambda i, d: 1, 0, "snap", None)),
             ("pending hardirqs", irq_while_irqs_off),
             ("softirq vectors", lambda: kdefer_async.open_softirq(4, lambda: None)),
             ("module definitions", lambda: kdefer_async.MODULE_AUTHOR("snap")),

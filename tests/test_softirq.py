@@ -17,6 +17,7 @@ import pytest
 from kdefer_async import (
     HI_SOFTIRQ,
     IRQ_HANDLED,
+    IRQF_NO_THREAD,
     MAX_SOFTIRQ_RESTART,
     NET_RX_SOFTIRQ,
     NET_TX_SOFTIRQ,
@@ -90,14 +91,17 @@ def ksoftirqd(k: Kernel, cpu: int = 0) -> TaskStruct:
     return task
 
 
-def raise_from_irq(k: Kernel, nr: int, irq: int = 5) -> Callable[[int | None], None]:
-    """Register a handler on *irq* that raises softirq *nr*; return ``fire(cpu)``."""
+def raise_from_irq(
+    k: Kernel, nr: int, irq: int = 5, flags: int = 0
+) -> Callable[[int | None], None]:
+    """Register a handler (with *flags*) on *irq* that raises softirq *nr*; return
+    ``fire(cpu)``."""
 
     def handler(irq: int, dev: object) -> int:
         raise_softirq(nr)
         return IRQ_HANDLED
 
-    assert request_irq(irq, handler, 0, "raiser", None) == 0
+    assert request_irq(irq, handler, flags, "raiser", None) == 0
 
     def fire(cpu: int | None = None) -> None:
         k.raise_irq(irq, cpu)
@@ -188,11 +192,12 @@ class TestRaiseSoftirq:
         assert order == ["handler returns", "softirq in init at 0x100", "raise_irq returned"]
 
     async def test_threadirqs_hands_irq_exit_softirqs_to_ksoftirqd(self) -> None:
-        """SIRQ-13: with threadirqs, irq_exit wakes ksoftirqd instead of running softirqs inline."""
+        """SIRQ-13: with threadirqs, irq_exit wakes ksoftirqd instead of running softirqs inline
+        (the handler is IRQF_NO_THREAD: it runs in hardirq context, not force-threaded)."""
         rec = Recorder()
         async with Kernel(nr_cpus=2, hz=250, threadirqs=True) as k:
             open_softirq(NET_RX_SOFTIRQ, rec.action("NET_RX"))
-            fire = raise_from_irq(k, NET_RX_SOFTIRQ)
+            fire = raise_from_irq(k, NET_RX_SOFTIRQ, flags=IRQF_NO_THREAD)
             await settle()
             fire(None)
             assert rec.runs == []
