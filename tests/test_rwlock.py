@@ -54,15 +54,22 @@ pytestmark = pytest.mark.anyio
 IRQ = 12
 
 
-def in_irq_on_my_cpu(k: Kernel, fn: Callable[[], object]) -> None:
-    """Raise an interrupt on the calling task's CPU whose handler calls ``fn()``."""
+def irq_line(k: Kernel) -> Callable[[Callable[[], object]], None]:
+    """Request a line (process context: before any lock is taken) and return ``fire(fn)``,
+    which raises an interrupt on the calling task's CPU whose handler calls ``fn()``."""
+    slot: list[Callable[[], object]] = []
 
     def handler(_irq: int, _dev: Any) -> int:
-        fn()
+        slot[0]()
         return IRQ_HANDLED
 
     assert request_irq(IRQ, handler, 0, "rwdev", object()) == 0
-    k.raise_irq(IRQ, cpu=current().cpu)
+
+    def fire(fn: Callable[[], object]) -> None:
+        slot[:] = [fn]
+        k.raise_irq(IRQ, cpu=current().cpu)
+
+    return fire
 
 
 class TestReaders:
@@ -88,6 +95,7 @@ class TestReaders:
         """LK-01. A task holds read_lock; an interrupt on its CPU takes read_lock too: no
         deadlock, no report."""
         async with Kernel(nr_cpus=2, hz=250) as k:
+            fire = irq_line(k)
             lock = DEFINE_RWLOCK()
             me = current()
             seen: list[tuple[bool, bool]] = []
@@ -98,7 +106,7 @@ class TestReaders:
                 read_unlock(lock)
 
             read_lock(lock)
-            in_irq_on_my_cpu(k, reader)
+            fire(reader)
             read_unlock(lock)
             assert seen == [(True, True)]
             assert preempt_count() == 0
@@ -120,6 +128,7 @@ class TestDeadlocks:
         """LK-02. Task holds read_lock; an interrupt on its CPU calls write_lock: KernelBug
         (the kernel spins forever); lockdep reports {HARDIRQ-ON-R} -> {IN-HARDIRQ-W} first."""
         async with Kernel(nr_cpus=2, hz=250) as k:
+            fire = irq_line(k)
             lock = DEFINE_RWLOCK()
             caught: list[KernelBug] = []
 
@@ -132,7 +141,7 @@ class TestDeadlocks:
                 assert preempt_count() == before
 
             read_lock(lock)
-            in_irq_on_my_cpu(k, writer)
+            fire(writer)
             read_unlock(lock)
             assert len(caught) == 1
             lines = k.dmesg()
@@ -150,6 +159,7 @@ class TestDeadlocks:
         """LK-03. (debug) Task holds write_lock; an interrupt on its CPU calls write_lock:
         BUG: rwlock recursion on CPU#n, comm/pid, address; then KernelBug."""
         async with Kernel(nr_cpus=2, hz=250, prove_locking=False) as k:
+            fire = irq_line(k)
             lock = DEFINE_RWLOCK()
             me = current()
             caught: list[KernelBug] = []
@@ -163,7 +173,7 @@ class TestDeadlocks:
             flags = write_lock_irqsave(lock)
             write_unlock_irqrestore(lock, flags)
             write_lock(lock)
-            in_irq_on_my_cpu(k, writer)
+            fire(writer)
             write_unlock(lock)
             assert len(caught) == 1
             assert logged(k, f"BUG: rwlock recursion on CPU#{me.cpu}, {me.comm}/{me.pid}, ") == 1
@@ -173,6 +183,7 @@ class TestDeadlocks:
     async def test_reader_over_writer(self) -> None:
         """A reader in an interrupt of the write holder deadlocks: KernelBug, count restored."""
         async with Kernel(nr_cpus=2, hz=250) as k:
+            fire = irq_line(k)
             lock = DEFINE_RWLOCK()
             caught: list[KernelBug] = []
 
@@ -183,7 +194,7 @@ class TestDeadlocks:
                     caught.append(e)
 
             write_lock(lock)
-            in_irq_on_my_cpu(k, reader)
+            fire(reader)
             write_unlock(lock)
             assert len(caught) == 1
             assert preempt_count() == 0
