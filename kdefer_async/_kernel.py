@@ -46,6 +46,7 @@ from ._consts import (
     HARDIRQ_MASK,
     HARDIRQ_OFFSET,
     HI_SOFTIRQ,
+    HRTIMER_SOFTIRQ,
     IRQ_WORK_VECTOR,
     MAX_SOFTIRQ_TIME_MS,
     NMI_VECTOR,
@@ -74,6 +75,7 @@ from ._hardirq import (
     raise_irq_threadsafe,
     threadsafe_boot,
 )
+from ._hrtimer import hrtimer_run_softirq
 from ._lighttask import LightTasks, light_tasks
 from ._module import ModuleDef, load_definition
 from ._park import Parker, make_parker
@@ -344,6 +346,7 @@ class Kernel:
         self._booted = True
         self.softirq_vec[HI_SOFTIRQ] = tasklet_hi_action
         self.softirq_vec[TIMER_SOFTIRQ] = run_timer_softirq
+        self.softirq_vec[HRTIMER_SOFTIRQ] = hrtimer_run_softirq
         self.softirq_vec[TASKLET_SOFTIRQ] = tasklet_action
         self.softirq_vec[RCU_SOFTIRQ] = rcu_core
         self.init_task = TaskStruct(self, "init", 1, 0, kthread=False)

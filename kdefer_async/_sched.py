@@ -528,37 +528,33 @@ async def ssleep(seconds: int) -> None:
 
 
 def _check_usleep_range(lo: object, hi: object) -> None:
-    lo = _check_ulong(lo, "usleep_range", "lo")
-    hi = _check_ulong(hi, "usleep_range", "hi")
-    if hi < lo:
-        raise bad_value("usleep_range", "hi", f"a number of microseconds >= lo ({lo})", hi)
+    _check_ulong(lo, "usleep_range", "lo")
+    _check_ulong(hi, "usleep_range", "hi")
 
 
 @sleeping_checked(_check_usleep_range)
 async def usleep_range(lo: int, hi: int) -> None:
     """
-    Sleep between *lo* and *hi* microseconds (an hrtimer in the kernel, not the wheel): never
-    less than *lo*; the wake-up may be anywhere up to *hi*.
+    Sleep between *lo* and *hi* microseconds, uninterruptibly, on an hrtimer (not the wheel):
+    the soft expiry is ``now + lo``, the hard one *hi* - *lo* later, so the sleep ends at the
+    hard expiry, or earlier if another hrtimer event of the CPU falls in the range. Never
+    less than *lo*: a wake-up (``wake_up_process``) sleeps again until then.
+
+    ``hi < lo`` is the kernel's ``WARN_ON_ONCE`` and a sleep of exactly *lo* (no slack), as
+    since v6.13.
 
     Raises:
         TypeError: *lo* or *hi* is not an int.
-        ValueError: *lo* or *hi* does not fit an ``unsigned long``, or *hi* < *lo*.
+        ValueError: *lo* or *hi* does not fit an ``unsigned long``.
+
+    Context:
+        Task context; may sleep. Always a checkpoint.
 
     .. versionadded:: 0.1
     """
-    task = _cur()
-    task.state = TASK_UNINTERRUPTIBLE
-    deadline = anyio.current_time() + lo / 1_000_000
-    try:
-        # loop like usleep_range_state(): a wake-up (wake_up_process, a timer firing a hair
-        # early on a coarse loop clock) never ends the sleep before *lo*
-        while True:
-            with anyio.CancelScope(deadline=deadline):
-                await anyio.sleep_forever()
-            if anyio.current_time() >= deadline - 1e-9:
-                break
-    finally:
-        task.state = TASK_RUNNING
+    from ._hrtimer import usleep_range_state
+
+    await usleep_range_state(lo, hi, TASK_UNINTERRUPTIBLE)
 
 
 def _busy_wait(seconds: float) -> None:

@@ -144,11 +144,15 @@ class _Console:
 
 
 def _busy(kernel: Kernel) -> bool:
-    """Anything left to do: softirqs, scheduled tasklets, queued work, sleeping timers."""
+    """Anything left to do: softirqs, scheduled tasklets, queued work, armed timers and
+    hrtimers."""
+    from ._hrtimer import hrtimer_next_expiry
     from ._workqueue import wq_in_flight
 
     for cpu in kernel.cpus:
         if cpu.pending or cpu.tasklet_vec or cpu.tasklet_hi_vec:
+            return True
+        if cpu.hrtimer_base is not None and hrtimer_next_expiry(cpu.hrtimer_base) is not None:
             return True
         for base in (cpu.std_base, cpu.def_base):
             for bucket in base.buckets.values():

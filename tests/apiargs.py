@@ -49,12 +49,15 @@ from typing import Any, Literal, TypeVar, Union
 
 import kdefer_async
 from kdefer_async import (
+    CLOCK_MONOTONIC,
+    HRTIMER_MODE_REL,
     NET_RX_SOFTIRQ,
     NR_SOFTIRQS,
     TASK_RUNNING,
     Completion,
     DelayedWork,
     ExecuteWork,
+    HrTimer,
     IrqWork,
     Kernel,
     KthreadDelayedWork,
@@ -78,6 +81,7 @@ from kdefer_async import (
     complete_all,
     current,
     current_kernel,
+    hrtimer_setup,
     kthread_create,
     kthread_run_worker,
 )
@@ -531,6 +535,13 @@ def _lib(make: Callable[[], object], cls: type, *others: Callable[[], object]) -
     )
 
 
+def _hrtimer() -> HrTimer:
+    """An hrtimer set up for hardirq expiry on CLOCK_MONOTONIC (so mode 1, REL, fits it)."""
+    t = HrTimer()
+    hrtimer_setup(t, _plain_callback(1), CLOCK_MONOTONIC, HRTIMER_MODE_REL)
+    return t
+
+
 def _uninitialised(cls: type) -> Callable[[], object]:
     def make() -> object:
         return cls()
@@ -615,6 +626,7 @@ TYPES: dict[object, TypeEntry] = {
     Workqueue: _lib(_workqueue, Workqueue, _uninitialised(Workqueue), Work),
     ExecuteWork: _lib(ExecuteWork, ExecuteWork, Work),
     Completion: _lib(_completed, Completion, WaitQueueHead),
+    HrTimer: _lib(_hrtimer, HrTimer, _uninitialised(HrTimer), TimerList),
     WaitQueueHead: _lib(WaitQueueHead, WaitQueueHead, Completion),
     PerCpu: _lib(lambda: PerCpu(int), PerCpu, SpinLock),
     KthreadWorker: _lib(
@@ -686,6 +698,15 @@ EXTRA_JUNK: dict[tuple[str, str], list[object]] = {
     ("open_softirq", "nr"): [NR_SOFTIRQS],
     ("module_param", "type"): [None, float, "float", object()],
     ("run", "backend"): ["no-such-backend"],
+    # not one of the four hrtimer clocks; modes past HRTIMER_MODE_REL_PINNED_HARD (SOFT|HARD)
+    ("hrtimer_setup", "clock_id"): [2, 3, 4, 12],
+    ("hrtimer_init", "clock_id"): [2, 12],
+    ("hrtimer_setup", "mode"): [12, 16],
+    ("hrtimer_init", "mode"): [12],
+    ("hrtimer_start", "mode"): [12, 16],
+    ("hrtimer_start_range_ns", "mode"): [12],
+    ("schedule_hrtimeout", "mode"): [12],
+    ("schedule_hrtimeout_range", "mode"): [12],
 }
 
 

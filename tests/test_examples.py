@@ -112,6 +112,36 @@ class TestSeedScripts:
         assert elapsed >= 2.0
 
     @pytest.mark.parametrize("backend", BACKENDS)
+    def test_hrtimer_module(self, backend: str) -> None:
+        """The 1 kHz hrtimer runs its 500 periods in 0.5 s of virtual time, then stops by
+        itself; the module unloads once it is quiet."""
+        r = script("hrtimer_module.py", "--virtual-time", "--backend", backend, "--quiet-stats")
+        assert r.returncode == 0, r.stderr
+        lines = kernel_log(r.stdout)
+        msgs = [m for _, m in lines]
+        assert in_order(
+            msgs,
+            [
+                "hrtimer_module: 1 kHz timer started for 500 periods",
+                "hrtimer_module: unloaded after 500 periods",
+                "reboot: System halted",
+            ],
+        )
+        done = [(t, m) for t, m in lines if " periods in " in m]
+        assert len(done) == 1
+        assert done[0][1].startswith("hrtimer_module: 500 periods in ")
+        assert 0.5 <= done[0][0] < 0.6
+
+    def test_hrtimer_module_overruns_on_real_time(self) -> None:
+        """On the wall clock the slow callback (a 3.5 ms udelay at period 100) makes the next
+        period late by at least three periods, and the module says so."""
+        r = script("hrtimer_module.py", "--param", "periods=150", "--quiet-stats")
+        assert r.returncode == 0, r.stderr
+        late = [m for _, m in kernel_log(r.stdout) if m.startswith("hrtimer_module: period 101 ")]
+        assert len(late) == 1
+        assert int(late[0].split(": ")[-1].split()[0]) >= 3
+
+    @pytest.mark.parametrize("backend", BACKENDS)
     def test_dedicated_workqueue_module(self, backend: str) -> None:
         """init queues the item; it runs; exit flushes and destroys the queue."""
         r = script("dedicated_workqueue_module.py", "--virtual-time", "--backend", backend)

@@ -39,6 +39,7 @@ API_NEXT_MD = SHARED / "API-next.md"
 IMPLEMENTED_NEXT: frozenset[str] = frozenset(
     {
         "Threaded interrupts",
+        "High-resolution timers",
         "kthread_worker",
         "More locks",
         "Per-CPU data",

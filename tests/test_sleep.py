@@ -330,13 +330,21 @@ class TestMsleep:
             assert woken == [1] if virtual else len(woken) <= 1
             assert elapsed >= 0.003 - EPS
             if virtual:
-                assert elapsed == pytest.approx(0.003, abs=EPS)
+                # an hrtimer sleep for [3 ms, 4 ms]: alone on its CPU it ends at the hard end
+                assert elapsed == pytest.approx(0.004, abs=EPS)
 
-    async def test_usleep_range_bad_range(self) -> None:
-        """usleep_range with hi < lo or negative bounds is a ValueError; non-ints a TypeError."""
-        async with Kernel(nr_cpus=2, hz=250):
-            with pytest.raises(ValueError):
-                await usleep_range(2000, 1000)
+    async def test_usleep_range_bad_range(self, virtual: bool) -> None:
+        """HR-20: usleep_range with hi < lo is the kernel's WARN_ON_ONCE and a sleep of exactly
+        lo (no slack, v6.13); negative bounds are a ValueError, non-ints a TypeError."""
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            start = anyio.current_time()
+            await usleep_range(2000, 1000)
+            elapsed = anyio.current_time() - start
+            assert elapsed >= 0.002 - EPS
+            if virtual:
+                assert elapsed == pytest.approx(0.002, abs=EPS)
+            await usleep_range(2000, 1000)
+            assert logged(k, "WARNING: CPU:") == 1  # once
             with pytest.raises(ValueError):
                 await usleep_range(-1, 10)
             with pytest.raises(TypeError):
@@ -700,14 +708,8 @@ class TestArguments:
             assert logged(k, "wrong timeout value") == 0
 
     async def test_usleep_range(self) -> None:
-        """usleep_range takes unsigned longs with lo <= hi: hi < lo is a ValueError."""
+        """usleep_range takes unsigned longs (hi < lo is the kernel's WARN, not an error)."""
         async with Kernel(nr_cpus=1, hz=250):
-            with pytest.raises(
-                ValueError,
-                match=r"^usleep_range\(\) expects a number of microseconds >= lo \(5\) for "
-                r"'hi', got 3$",
-            ):
-                usleep_range(5, 3)
             with pytest.raises(
                 ValueError,
                 match=rf"^usleep_range\(\) expects an unsigned long \(0 to {ULONG_MAX}\) for "
