@@ -49,9 +49,13 @@ from typing import Any, Literal, TypeVar, Union
 
 import kdefer_async
 from kdefer_async import (
+    DECLARE_BITMAP,
     NET_RX_SOFTIRQ,
     NR_SOFTIRQS,
     TASK_RUNNING,
+    Atomic,
+    Atomic64,
+    Bitmap,
     Completion,
     DelayedWork,
     ExecuteWork,
@@ -597,6 +601,10 @@ TYPES: dict[object, TypeEntry] = {
     ExecuteWork: _lib(ExecuteWork, ExecuteWork, Work),
     Completion: _lib(_completed, Completion, WaitQueueHead),
     WaitQueueHead: _lib(WaitQueueHead, WaitQueueHead, Completion),
+    Atomic: _lib(Atomic, Atomic, Atomic64),
+    Atomic64: _lib(Atomic64, Atomic64, Atomic),
+    # 128 bits: a valid bit number, size or offset (1) is inside it
+    Bitmap: _lib(lambda: DECLARE_BITMAP(128), Bitmap, Atomic64),
 }
 
 # typing.Any means the same as object here: anything goes
@@ -633,6 +641,21 @@ EXTRA_JUNK: dict[tuple[str, str], list[object]] = {
     ("open_softirq", "nr"): [NR_SOFTIRQS],
     ("module_param", "type"): [None, float, "float", object()],
     ("run", "backend"): ["no-such-backend"],
+    # just past the last word of the 128-bit Bitmap the valid arguments are made with
+    ("set_bit", "nr"): [128],
+    ("clear_bit", "nr"): [128],
+    ("change_bit", "nr"): [128],
+    ("test_bit", "nr"): [128],
+    ("test_and_set_bit", "nr"): [128],
+    ("test_and_clear_bit", "nr"): [128],
+    ("test_and_change_bit", "nr"): [128],
+    ("find_first_bit", "size"): [129],
+    ("find_next_bit", "size"): [129],
+    ("find_first_zero_bit", "size"): [129],
+    ("find_next_zero_bit", "size"): [129],
+    ("find_last_bit", "size"): [129],
+    ("bitmap_zero", "nbits"): [129],
+    ("bitmap_weight", "nbits"): [129],
 }
 
 
