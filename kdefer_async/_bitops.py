@@ -32,7 +32,7 @@ failure there goes to the full check, which raises the usual messages.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Final
+from typing import Final, NoReturn
 
 from ._check import bad_type, bad_value, check_int
 from ._consts import ULONG_MASK
@@ -190,6 +190,11 @@ def _bitmap(addr: object, func: str, param: str) -> list[int]:
         return addr._bitmap_words  # type: ignore[attr-defined, no-any-return]
     except AttributeError:
         pass
+    return _not_bitmap(addr, func, param)
+
+
+def _not_bitmap(addr: object, func: str, param: str) -> NoReturn:
+    """Raise the error for *addr*, handed to ``func()`` as a Bitmap."""
     if isinstance(addr, Bitmap):  # made without running its constructor
         raise bad_value(func, param, "a Bitmap made by Bitmap() or DECLARE_BITMAP()", addr)
     raise bad_type(func, param, "a Bitmap", addr)
@@ -210,13 +215,17 @@ def _bit_nr(nr: object, addr: object, func: str) -> int:
 
 def _size(words: list[int], size: object, func: str, param: str) -> int:
     """*size* as a plain int, if it is a number of bits within *words*; raise otherwise."""
-    limit = len(words) * 64
+    limit = len(words) << 6
+    if type(size) is int and 0 <= size <= limit:
+        return size
     expected = f"a number of bits from 0 to {limit} (the Bitmap holds {_words(len(words))})"
     return int(check_int(size, func, param, lo=0, hi=limit, expected=expected))
 
 
 def _offset(offset: object, func: str) -> int:
     """*offset* as a plain int, if it is an ``unsigned long``."""
+    if type(offset) is int and 0 <= offset <= ULONG_MASK:
+        return offset
     return int(check_int(offset, func, "offset", lo=0, hi=ULONG_MASK))
 
 
