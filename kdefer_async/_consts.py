@@ -163,17 +163,26 @@ EINTR: Final = 4
 EIO: Final = 5
 ENXIO: Final = 6
 EAGAIN: Final = 11
+#: ``EWOULDBLOCK`` is ``EAGAIN`` on Linux.
+EWOULDBLOCK: Final = EAGAIN
 ENOMEM: Final = 12
 EFAULT: Final = 14
 EBUSY: Final = 16
 EEXIST: Final = 17
 ENODEV: Final = 19
 EINVAL: Final = 22
+ENOSPC: Final = 28
 ENOSYS: Final = 38
 ETIME: Final = 62
 ENOTCONN: Final = 107
 ETIMEDOUT: Final = 110
+EALREADY: Final = 114
+EINPROGRESS: Final = 115
+ECANCELED: Final = 125
 ERESTARTSYS: Final = 512
+#: ``MAX_ERRNO``: error codes are 1..4095, so ``-4095..-1`` never collide with a valid pointer
+#: (include/linux/err.h).
+MAX_ERRNO: Final = 4095
 
 # --- memory allocation flags (include/linux/gfp_types.h) -------------------------------------
 __GFP_HIGH: Final = 0x20

@@ -50,10 +50,14 @@ from typing import Any, Literal, TypeVar, Union
 import kdefer_async
 from kdefer_async import (
     CLOCK_MONOTONIC,
+    DECLARE_BITMAP,
     HRTIMER_MODE_REL,
     NET_RX_SOFTIRQ,
     NR_SOFTIRQS,
     TASK_RUNNING,
+    Atomic,
+    Atomic64,
+    Bitmap,
     Completion,
     DelayedWork,
     ExecuteWork,
@@ -649,6 +653,10 @@ TYPES: dict[object, TypeEntry] = {
         lambda: KthreadWork(_plain_callback(1)),
         lambda: DelayedWork(_plain_callback(1)),
     ),
+    Atomic: _lib(Atomic, Atomic, Atomic64),
+    Atomic64: _lib(Atomic64, Atomic64, Atomic),
+    # 128 bits: a valid bit number, size or offset (1) is inside it
+    Bitmap: _lib(lambda: DECLARE_BITMAP(128), Bitmap, Atomic64),
 }
 
 # irq_work and cross-CPU calls: an item, and a CPU mask (any iterable of CPU numbers)
@@ -707,6 +715,21 @@ EXTRA_JUNK: dict[tuple[str, str], list[object]] = {
     ("hrtimer_start_range_ns", "mode"): [12],
     ("schedule_hrtimeout", "mode"): [12],
     ("schedule_hrtimeout_range", "mode"): [12],
+    # just past the last word of the 128-bit Bitmap the valid arguments are made with
+    ("set_bit", "nr"): [128],
+    ("clear_bit", "nr"): [128],
+    ("change_bit", "nr"): [128],
+    ("test_bit", "nr"): [128],
+    ("test_and_set_bit", "nr"): [128],
+    ("test_and_clear_bit", "nr"): [128],
+    ("test_and_change_bit", "nr"): [128],
+    ("find_first_bit", "size"): [129],
+    ("find_next_bit", "size"): [129],
+    ("find_first_zero_bit", "size"): [129],
+    ("find_next_zero_bit", "size"): [129],
+    ("find_last_bit", "size"): [129],
+    ("bitmap_zero", "nbits"): [129],
+    ("bitmap_weight", "nbits"): [129],
 }
 
 

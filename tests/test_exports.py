@@ -40,6 +40,8 @@ IMPLEMENTED_NEXT: frozenset[str] = frozenset(
     {
         "Threaded interrupts",
         "High-resolution timers",
+        "Atomics and bit operations",
+        "Errors and flags",
         "kthread_worker",
         "More locks",
         "Per-CPU data",
