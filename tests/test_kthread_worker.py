@@ -779,3 +779,17 @@ class TestArguments:
             with pytest.raises(ValueError, match="not pending"):
                 kthread_init_work(w, lambda w: None)
             await kthread_destroy_worker(wk)
+
+
+class TestSettle:
+    async def test_settle_waits_for_queued_items(self) -> None:
+        """testing.settle() returns only once a worker has started its queued items: plain
+        items have run by then, in order."""
+        ran: list[str] = []
+        async with Kernel(nr_cpus=2, hz=250):
+            wk = kthread_run_worker(0, "kw")
+            for name in ("a", "b", "c"):
+                kthread_queue_work(wk, KthreadWork(lambda w, name=name: ran.append(name)))
+            await settle()
+            assert ran == ["a", "b", "c"]
+            await kthread_destroy_worker(wk)

@@ -915,3 +915,20 @@ class TestArguments:
             spin_unlock(lock)
             assert k.irq_actions == {}
         assert any("BUG: sleeping function called from invalid context" in x for x in log_lines(k))
+
+
+class TestSettle:
+    async def test_settle_waits_for_a_woken_irq_thread(self) -> None:
+        """testing.settle() returns only once a woken irq thread has run its thread function:
+        a plain thread function has run by then, with no other wait."""
+        ran: list[int] = []
+
+        def fn(irq: int, dev: object) -> int:
+            ran.append(irq)
+            return IRQ_HANDLED
+
+        async with Kernel(nr_cpus=2, hz=250) as k:
+            assert request_threaded_irq(10, None, fn, IRQF_ONESHOT, "dev", 1) == 0
+            k.raise_irq(10)
+            await settle()
+            assert ran == [10]
