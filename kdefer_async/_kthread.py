@@ -20,7 +20,7 @@ import anyio
 
 from ._check import bad_value, check_callback, check_instance, check_str
 from ._consts import EINTR, TASK_RUNNING, TASK_UNINTERRUPTIBLE
-from ._context import TaskStruct, _cur, _current, claim
+from ._context import PF_NO_SETAFFINITY, TaskStruct, _cur, _current, claim
 from ._exceptions import KernelPanic
 from ._printk import format_c, record_oops, warn
 from ._sched import wake_up_process
@@ -167,6 +167,7 @@ def kthread_bind(task: TaskStruct, cpu: int) -> None:
     nr = check_cpu(kernel, cpu, "kthread_bind")
     if task in kernel._kthread_starts or task in kernel._kthread_not_run:
         task.cpu = nr
+        task.flags |= PF_NO_SETAFFINITY  # a per-CPU thread now
     else:
         warn()
 
