@@ -156,6 +156,12 @@ from ._context import (
     preempt_count as preempt_count,
     smp_processor_id as smp_processor_id,
 )
+from ._delay import (
+    cond_resched as cond_resched,
+    mdelay as mdelay,
+    ndelay as ndelay,
+    udelay as udelay,
+)
 from ._exceptions import (
     KdeferInternalError as KdeferInternalError,
     KernelBug as KernelBug,
@@ -403,6 +409,8 @@ from ._preempt import (
     get_cpu as get_cpu,
     local_irq_disable as local_irq_disable,
     local_irq_enable as local_irq_enable,
+    migrate_disable as migrate_disable,
+    migrate_enable as migrate_enable,
     preempt_disable as preempt_disable,
     preempt_enable as preempt_enable,
     preemptible as preemptible,
@@ -465,10 +473,8 @@ from ._sched import (
     disallow_signal as disallow_signal,
     flush_signals as flush_signals,
     kernel_dequeue_signal as kernel_dequeue_signal,
-    mdelay as mdelay,
     msleep as msleep,
     msleep_interruptible as msleep_interruptible,
-    ndelay as ndelay,
     schedule_timeout as schedule_timeout,
     schedule_timeout_interruptible as schedule_timeout_interruptible,
     schedule_timeout_uninterruptible as schedule_timeout_uninterruptible,
@@ -476,7 +482,6 @@ from ._sched import (
     set_current_state as set_current_state,
     signal_pending as signal_pending,
     ssleep as ssleep,
-    udelay as udelay,
     usleep_range as usleep_range,
     wake_up_process as wake_up_process,
 )

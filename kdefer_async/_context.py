@@ -96,9 +96,11 @@ class TaskStruct:
         "comm",
         "cpu",
         "data",
+        "flags",
         "irqs_off",
         "is_kthread",
         "kernel",
+        "migration_disabled",
         "owner",
         "pid",
         "policy",
@@ -118,6 +120,8 @@ class TaskStruct:
         self.is_kthread = kthread  # I
         self.preempt_count = 0  # A
         self.irqs_off = 0  # A: local_irq_save() nesting while this task runs
+        self.flags = 0  # A: PF_* bits (PF_NO_SETAFFINITY: a per-CPU thread, kthread_bind)
+        self.migration_disabled = 0  # A: migrate_disable() nesting
         self.policy = 0  # A: SCHED_NORMAL, or SCHED_FIFO for irq threads
         self.rt_priority = 0  # A: 1 to 99 for SCHED_FIFO tasks
         self.state = TASK_RUNNING  # A
@@ -139,6 +143,11 @@ class TaskStruct:
     def __repr__(self) -> str:
         return f"<TaskStruct {self.comm}:{self.pid} cpu={self.cpu} preempt_count={self.preempt_count:#x}>"
 
+
+#: ``PF_NO_SETAFFINITY``: userland may not change the task's CPU (a kthread bound to one CPU:
+#: ``kthread_bind``, ``ksoftirqd``, per-CPU kworkers); it may use ``smp_processor_id()``
+#: while preemptible.
+PF_NO_SETAFFINITY = 0x04000000
 
 #: The running kernel task of this context (one per anyio task; inherited by child tasks).
 _current: contextvars.ContextVar[TaskStruct | None] = contextvars.ContextVar(
@@ -387,9 +396,21 @@ def smp_processor_id() -> int:
     """
     Return the number of the CPU this code runs on.
 
+    With ``Kernel(debug_preempt=True)`` (``CONFIG_DEBUG_PREEMPT``) a call in preemptible code,
+    where the task could move to another CPU right after, reports ``BUG: using
+    smp_processor_id() in preemptible [00000000] code: comm/pid``, the caller and a stack dump
+    (rate-limited: 10 per 5 s), except in per-CPU threads (``ksoftirqd``, bound kworkers,
+    ``kthread_bind`` threads) and with migration disabled. ``get_cpu()`` and
+    ``raw_smp_processor_id()`` never check.
+
     .. versionadded:: 0.1
     """
-    return _cur().cpu
+    task = _cur()
+    if task.kernel.debug_preempt and not (task.preempt_count or task.irqs_off):
+        from ._preempt import check_preemption_disabled
+
+        check_preemption_disabled(task, "smp_processor_id", "")
+    return task.cpu
 
 
 def num_online_cpus() -> int:

@@ -159,6 +159,12 @@ class Kernel:
             CONFIG_DEBUG_SPINLOCK / DEBUG_RWSEMS reports remain (``BUG: spinlock
             recursion``...), and an uncontended lock and unlock costs less. A self-deadlock
             on a spinning lock raises :class:`KernelBug` either way.
+        watchdog_thresh: The lockup watchdog's threshold (``kernel.watchdog_thresh``, 10 s,
+            at most 60): a CPU busy-waiting in non-preemptible context for more than twice
+            as long is reported as ``BUG: soft lockup``. 0 disables it.
+        debug_preempt: ``CONFIG_DEBUG_PREEMPT``: ``smp_processor_id()`` in preemptible code
+            reports ``BUG: using smp_processor_id() in preemptible``, and an unbalanced
+            ``preempt_enable()`` warns. Off by default.
 
     Attributes:
         nr_cpus: The number of CPUs.
@@ -192,6 +198,8 @@ class Kernel:
         wq_watchdog_thresh: float = 30,
         wq_cpu_intensive_thresh_us: int = 10_000,
         prove_locking: bool = True,
+        watchdog_thresh: int = 10,
+        debug_preempt: bool = False,
     ) -> None:
         _check_options(
             nr_cpus,
@@ -205,6 +213,8 @@ class Kernel:
             shutdown_timeout,
             wq_watchdog_thresh,
             wq_cpu_intensive_thresh_us,
+            watchdog_thresh,
+            debug_preempt,
         )
         check_bool(prove_locking, "Kernel", "prove_locking")
         #: I: CONFIG_PROVE_LOCKING: lockdep's reports (see the class docstring)
@@ -223,6 +233,12 @@ class Kernel:
         #: I: ``workqueue.cpu_intensive_thresh_us``: running this long without sleeping marks
         #: a work item CPU-intensive
         self.wq_cpu_intensive_thresh_us = wq_cpu_intensive_thresh_us
+        #: I: ``kernel.watchdog_thresh``: a soft lockup is twice this long (0: no watchdog)
+        self.watchdog_thresh = watchdog_thresh
+        #: I: ``CONFIG_DEBUG_PREEMPT``: the preemptible-use and preempt-count checks
+        self.debug_preempt = debug_preempt
+        self._softlockup: Any = None  # W: each CPU's soft-lockup state (_delay.py)
+        self._printk_ratelimit: Any = None  # A: printk_ratelimit()'s state (_preempt.py)
         self.oopses: list[Oops] = []  # A
         self.initial_jiffies = initial_jiffies(hz)  # I
         #: ``MAX_SOFTIRQ_TIME``: 2 ms in jiffies (1 at HZ <= 500).
@@ -1237,6 +1253,8 @@ def _check_options(
     shutdown_timeout: object,
     wq_watchdog_thresh: object,
     wq_cpu_intensive_thresh_us: object,
+    watchdog_thresh: object,
+    debug_preempt: object,
 ) -> None:
     """``Kernel()``'s options, checked before anything is built (the _check.py wording)."""
     func = "Kernel"
@@ -1285,6 +1303,15 @@ def _check_options(
         expected="a number of seconds >= 0 (0 disables the watchdog)",
     )
     check_int(wq_cpu_intensive_thresh_us, func, "wq_cpu_intensive_thresh_us", lo=1)
+    check_int(
+        watchdog_thresh,
+        func,
+        "watchdog_thresh",
+        lo=0,
+        hi=60,
+        expected="a number of seconds from 0 to 60 (0 disables the watchdog)",
+    )
+    check_bool(debug_preempt, func, "debug_preempt")
 
 
 def _check_module_path(path: object) -> str:

@@ -30,7 +30,7 @@ from ._consts import (
     TASK_RUNNING,
     TASK_UNINTERRUPTIBLE,
 )
-from ._context import TaskStruct, _cur, _current, claim
+from ._context import PF_NO_SETAFFINITY, TaskStruct, _cur, _current, claim
 from ._exceptions import KernelBug, KernelPanic
 from ._printk import format_c, record_oops, warn, warn_once
 from ._sched import LONG_MIN, try_to_wake_up, wake_up_process
@@ -181,6 +181,7 @@ def kthread_bind(task: TaskStruct, cpu: int) -> None:
     nr = check_cpu(kernel, cpu, "kthread_bind")
     if task in kernel._kthread_starts or task in kernel._kthread_not_run:
         task.cpu = nr
+        task.flags |= PF_NO_SETAFFINITY  # a per-CPU thread now
     else:
         warn()
 

@@ -18,7 +18,6 @@ Kernel invariants modelled (kernel/sched/core.c, kernel/time/sleep_timeout.c, ke
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -47,10 +46,8 @@ __all__ = [
     "disallow_signal",
     "flush_signals",
     "kernel_dequeue_signal",
-    "mdelay",
     "msleep",
     "msleep_interruptible",
-    "ndelay",
     "schedule",
     "schedule_timeout",
     "schedule_timeout_interruptible",
@@ -59,7 +56,6 @@ __all__ = [
     "set_current_state",
     "signal_pending",
     "ssleep",
-    "udelay",
     "usleep_range",
     "wake_up_process",
 ]
@@ -555,48 +551,3 @@ async def usleep_range(lo: int, hi: int) -> None:
     from ._hrtimer import usleep_range_state
 
     await usleep_range_state(lo, hi, TASK_UNINTERRUPTIBLE)
-
-
-def _busy_wait(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-
-
-def mdelay(ms: int) -> None:
-    """
-    Busy-wait *ms* milliseconds of wall time: legal in atomic context, blocks the whole loop.
-
-    Raises:
-        TypeError: *ms* is not an int.
-        ValueError: *ms* does not fit an ``unsigned long``.
-
-    .. versionadded:: 0.1
-    """
-    _busy_wait(_check_ulong(ms, "mdelay", "ms") / 1000)
-
-
-def udelay(us: int) -> None:
-    """
-    Busy-wait *us* microseconds of wall time: legal in atomic context.
-
-    Raises:
-        TypeError: *us* is not an int.
-        ValueError: *us* does not fit an ``unsigned long``.
-
-    .. versionadded:: 0.1
-    """
-    _busy_wait(_check_ulong(us, "udelay", "us") / 1_000_000)
-
-
-def ndelay(ns: int) -> None:
-    """
-    Busy-wait *ns* nanoseconds of wall time.
-
-    Raises:
-        TypeError: *ns* is not an int.
-        ValueError: *ns* does not fit an ``unsigned long``.
-
-    .. versionadded:: 0.1
-    """
-    _busy_wait(_check_ulong(ns, "ndelay", "ns") / 1_000_000_000)

@@ -40,6 +40,7 @@ IMPLEMENTED_NEXT: frozenset[str] = frozenset(
     {
         "Threaded interrupts",
         "High-resolution timers",
+        "Busy-waiting",
         "Atomics and bit operations",
         "Errors and flags",
         "kthread_worker",
