@@ -240,7 +240,13 @@ def this_cpu_ptr(var: PerCpu) -> Any:
     """
     var = _var(var, "this_cpu_ptr")
     task = _cur()
-    return _copies(var, task.kernel, "this_cpu_ptr")[task.cpu]
+    copies = _copies(var, task.kernel, "this_cpu_ptr")
+    if task.kernel.debug_preempt and not (task.preempt_count or task.irqs_off):
+        # my_cpu_offset under CONFIG_DEBUG_PREEMPT is per_cpu_offset(smp_processor_id())
+        from ._preempt import check_preemption_disabled
+
+        check_preemption_disabled(task, "smp_processor_id", "")
+    return copies[task.cpu]
 
 
 def get_cpu_var(var: PerCpu) -> Any:

@@ -1,8 +1,7 @@
 """Per-CPU data: one copy per CPU, this_cpu_* on the running CPU, get_cpu_var counting
 preemption, the CPU iterators (kernel-semantics-2 §9, behaviours PC-01 … PC-06).
 
-PC-02 (the ``CONFIG_DEBUG_PREEMPT`` report of ``this_cpu_ptr`` in preemptible code) is tested
-with the other ``debug_preempt`` reports in ``tests/test_delay.py``.
+PC-02 needs ``Kernel(debug_preempt=True)`` (``CONFIG_DEBUG_PREEMPT``), as in the kernel.
 """
 
 from __future__ import annotations
@@ -15,21 +14,29 @@ from kdefer_async import (
     Kernel,
     PerCpu,
     PerCpuInt,
+    SpinLock,
     alloc_percpu,
     cpu_online,
+    current,
     for_each_online_cpu,
     for_each_possible_cpu,
     free_percpu,
     get_cpu_var,
+    local_irq_disable,
+    local_irq_enable,
     num_possible_cpus,
     open_softirq,
     per_cpu,
     per_cpu_ptr,
     preempt_count,
+    preempt_disable,
+    preempt_enable,
     put_cpu_var,
     raise_softirq,
     request_irq,
     smp_processor_id,
+    spin_lock,
+    spin_unlock,
     this_cpu_add,
     this_cpu_dec,
     this_cpu_inc,
@@ -225,3 +232,56 @@ class TestArguments:
                 cpu_online("1")  # type: ignore[arg-type]
             assert [per_cpu(v, c).value for c in range(2)] == [0, 0]
             assert isinstance(v, PerCpu)
+
+
+class TestDebugPreempt:
+    async def test_this_cpu_ptr_in_preemptible_code_is_reported(self) -> None:
+        """PC-02. With debug_preempt, this_cpu_ptr() in a preemptible task prints the
+        smp_processor_id() report and its caller line, and still returns this CPU's copy."""
+        v = DEFINE_PER_CPU(int)
+        async with Kernel(nr_cpus=2, debug_preempt=True) as k:
+            me = current()
+            copy = this_cpu_ptr(v)
+            assert copy is per_cpu(v, me.cpu)
+        lines = k.dmesg()
+        bug = [ln for ln in lines if "BUG: using smp_processor_id() in preemptible" in ln]
+        assert len(bug) == 1
+        assert bug[0].endswith(f"in preemptible [00000000] code: {me.comm}/{me.pid}")
+        caller = [ln for ln in lines if "caller is " in ln]
+        assert len(caller) == 1
+        assert "test_this_cpu_ptr_in_preemptible_code_is_reported+" in caller[0]
+
+    async def test_no_report_where_the_task_cannot_migrate(self) -> None:
+        """PC-02. No report under get_cpu_var()/preempt_disable(), a spinlock, IRQs off, in a
+        hardirq handler, in ksoftirqd (a per-CPU thread), nor without debug_preempt."""
+        v = DEFINE_PER_CPU(int)
+        lock = SpinLock()
+        async with Kernel(nr_cpus=2, debug_preempt=True) as k:
+            get_cpu_var(v)
+            this_cpu_ptr(v)
+            put_cpu_var(v)
+            preempt_disable()
+            this_cpu_ptr(v)
+            preempt_enable()
+            spin_lock(lock)
+            this_cpu_ptr(v)
+            spin_unlock(lock)
+            local_irq_disable()
+            this_cpu_ptr(v)
+            local_irq_enable()
+            request_irq(9, lambda irq, dev: this_cpu_ptr(v) and 1, 0, "pc", None)
+            k.raise_irq(9)
+            seen: list[str] = []
+
+            def action() -> None:
+                seen.append(current().comm)
+                this_cpu_ptr(v)
+
+            open_softirq(HI_SOFTIRQ, action)
+            raise_softirq(HI_SOFTIRQ)  # from task context: ksoftirqd runs it
+            await settle()
+            assert seen
+            assert seen[0].startswith("ksoftirqd/")
+        async with Kernel(nr_cpus=2) as k2:
+            this_cpu_ptr(v)
+        assert not any("BUG" in ln for ln in k.dmesg() + k2.dmesg())
