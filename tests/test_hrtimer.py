@@ -1,11 +1,9 @@
 """High-resolution timers: expiry at exact ktimes, hard and soft context, RESTART and forwarding,
 cancelling, queries, ktime helpers, the hrtimer sleeps.
 
-Covers kernel-semantics-2 §2 and HR-01..HR-21 but these:
+Covers kernel-semantics-2 §2 and HR-01..HR-21.
 
-* HR-10 (a periodic timer across ``local_irq_disable(); udelay(3500); local_irq_enable()``):
-  it needs ``udelay`` to advance the clock and hold the tick while interrupts are off, which
-  the busy-wait part brings; it is added with that part.
+
 * Not modelled (§2.9): hardware latency (callbacks run exactly at their expiry, so real-time
   runs assert ``>=``), the migration of non-pinned timers to a busy CPU (timers stay on the
   CPU that starts them), a cancel racing a callback on another CPU (-1 is seen only from the
@@ -72,6 +70,8 @@ from kdefer_async import (
     ktime_to_ms,
     ktime_to_ns,
     ktime_to_us,
+    local_irq_disable,
+    local_irq_enable,
     mod_timer,
     ms_to_ktime,
     ns_to_ktime,
@@ -80,6 +80,7 @@ from kdefer_async import (
     send_sig,
     set_current_state,
     smp_processor_id,
+    udelay,
     us_to_ktime,
     usleep_range,
     wake_up_process,
@@ -376,6 +377,34 @@ class TestRestart:
             else:
                 assert all(b > a for a, b in zip(rec.times, rec.times[1:], strict=False))
                 assert all(n >= 1 for n in overruns)
+
+    async def test_hr10_late_run_after_irqs_off_busy_wait(self, virtual: bool) -> None:
+        """HR-10: a periodic 1 ms timer on CPU 0; right after its run at E the task on CPU 0
+        busy-waits 3.5 ms with interrupts off: one late run at E+3.5 ms (for the expiry E+1),
+        whose forward_now returns 3, then the next run at E+4 ms."""
+        async with Kernel(nr_cpus=1, hz=250):
+            overruns: list[int] = []
+
+            def step(t: HrTimer) -> int:
+                overruns.append(hrtimer_forward_now(t, ms_to_ktime(1)))
+                return HRTIMER_RESTART if len(overruns) < 3 else HRTIMER_NORESTART
+
+            rec = Rec(step)
+            t = hrtimer(rec)
+            hrtimer_start(t, ms_to_ktime(1), HRTIMER_MODE_REL)
+            await rec.wait(virtual, 1)
+            e = rec.times[0]
+            local_irq_disable()
+            udelay(3500)
+            assert len(rec.times) == 1  # nothing entered the busy-wait
+            local_irq_enable()  # the held tick: the late run, here
+            assert len(rec.times) == 2
+            await rec.wait(virtual, 3)
+            assert rec.times[1] >= e + 3500 * US
+            assert overruns[1] >= 3
+            if virtual:
+                assert rec.times == [e, e + 3500 * US, e + 4 * MS]
+                assert overruns == [1, 3, 1]
 
     async def test_hr11_forward_arithmetic(self) -> None:
         """HR-11: expiry E, forward(now=E+10, interval=3) -> 4 and expiry E+12; exactly three
