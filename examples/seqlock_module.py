@@ -17,10 +17,11 @@ On unload the timer is deleted, the worker is flushed and destroyed.
 
 from __future__ import annotations
 
+import kdefer_async as kd
 from kdefer_async import (
+    DEFINE_SEQLOCK,
     MODULE_DESCRIPTION,
     MODULE_LICENSE,
-    DEFINE_SEQLOCK,
     KthreadDelayedWork,
     KthreadWork,
     TimerList,
@@ -44,7 +45,6 @@ from kdefer_async import (
     write_seqlock_bh,
     write_sequnlock_bh,
 )
-import kdefer_async as kd
 
 #: How many samples the reader takes before the module stops sampling.
 samples = 5

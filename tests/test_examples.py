@@ -159,6 +159,45 @@ class TestSeedScripts:
         assert msgs.count("Work queue module handler do_work, data is 42") == 1
 
 
+class TestSeqlockAndPerCpuModules:
+    @pytest.mark.parametrize("backend", BACKENDS)
+    def test_seqlock_module(self, backend: str) -> None:
+        """The timer's samples, every 100 ms, each read a consistent pair (a generation and its
+        square) that the kthread_worker wrote under the seqlock; exit stops both."""
+        r = script("seqlock_module.py", "--virtual-time", "--backend", backend)
+        assert r.returncode == 0, r.stderr
+        msgs = [m for _, m in kernel_log(r.stdout)]
+        samples = [m for m in msgs if m.startswith("seqlock_module: sample ")]
+        assert len(samples) == 5
+        for n, line in enumerate(samples, 1):
+            words = line.replace(",", "").split()
+            assert words[2] == str(n)
+            generation, square, sequence = int(words[7]), int(words[9]), int(words[11][:-1])
+            assert square == generation * generation
+            assert sequence == 2 * generation  # two increments per write, never odd
+        assert not any("torn read" in m or "BUG" in m or "WARNING" in m for m in msgs)
+        assert in_order(
+            msgs,
+            [
+                "seqlock_module: writer seqwriter started, 5 samples to take",
+                samples[-1],
+                "reboot: System halted",
+            ],
+        )
+
+    @pytest.mark.parametrize("backend", BACKENDS)
+    def test_percpu_counter_module(self, backend: str) -> None:
+        """Each CPU's copy counts the events its tasklet saw (10 each for 40 events on 4
+        CPUs, the device going round the CPUs); the reader's sum is every event."""
+        r = script("percpu_counter_module.py", "--virtual-time", "--backend", backend)
+        assert r.returncode == 0, r.stderr
+        msgs = [m for _, m in kernel_log(r.stdout)]
+        assert [m for m in msgs if " saw " in m] == [
+            f"percpu_counter: CPU {cpu} saw 10 events" for cpu in range(4)
+        ]
+        assert "percpu_counter: 40 events raised, 40 counted" in msgs
+
+
 class TestThreadedIrqModule:
     @pytest.mark.parametrize("backend", BACKENDS)
     def test_every_sample_read_in_the_irq_thread(self, backend: str) -> None:
