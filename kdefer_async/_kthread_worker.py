@@ -67,7 +67,7 @@ import anyio.lowlevel
 
 from ._check import bad_type, bad_value, check_callback, check_instance, check_int, check_str
 from ._consts import LONG_MAX, TASK_INTERRUPTIBLE, TASK_NORMAL, TASK_RUNNING, TIMER_IRQSAFE
-from ._context import TaskStruct, _cur, _current
+from ._context import PF_NO_SETAFFINITY, TaskStruct, _cur, _current
 from ._exceptions import KernelPanic
 from ._kthread import (
     KthreadExit as KthreadExit,
@@ -349,6 +349,8 @@ def _create(func: str, cpu: int | None, flags: int, comm: str) -> KthreadWorker:
     task = TaskStruct(
         kernel, comm, kernel._alloc_pid(), creator.cpu if cpu is None else cpu, kthread=True
     )
+    if cpu is not None:
+        task.flags |= PF_NO_SETAFFINITY  # kthread_bind(): a per-CPU thread from now on
     kthread_setup(task, kthread_worker_fn, worker)
     worker.task = task
     _kw_state(kernel).workers[worker] = None

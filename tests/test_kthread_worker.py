@@ -793,3 +793,30 @@ class TestSettle:
             await settle()
             assert ran == ["a", "b", "c"]
             await kthread_destroy_worker(wk)
+
+
+class TestDebugPreempt:
+    async def test_on_cpu_worker_is_a_per_cpu_thread(self) -> None:
+        """A worker made with kthread_create_worker_on_cpu is bound to its CPU (kthread_bind):
+        with debug_preempt, smp_processor_id() in its items is not reported; in an unbound
+        worker's items it is."""
+        comms: list[str] = []
+
+        def item(w: KthreadWork) -> None:
+            smp_processor_id()
+            comms.append(current().comm)
+
+        async with Kernel(nr_cpus=2, hz=250, debug_preempt=True) as k:
+            bound = kthread_run_worker_on_cpu(1, 0, "bound/%u")
+            free = kthread_run_worker(0, "free")
+            kthread_queue_work(bound, KthreadWork(item))
+            await kthread_flush_worker(bound)
+            assert not any("BUG: using smp_processor_id()" in ln for ln in k.dmesg())
+            kthread_queue_work(free, KthreadWork(item))
+            await kthread_flush_worker(free)
+            reports = [ln for ln in k.dmesg() if "BUG: using smp_processor_id()" in ln]
+            assert len(reports) == 1
+            assert "code: free/" in reports[0]
+            await kthread_destroy_worker(bound)
+            await kthread_destroy_worker(free)
+        assert comms == ["bound/1", "free"]
