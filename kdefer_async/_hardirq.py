@@ -82,6 +82,7 @@ from ._consts import (
     IRQF_SHARED,
     IRQF_TRIGGER_MASK,
     NR_IRQS,
+    TIMER_SOFTIRQ,
 )
 from ._context import TaskStruct, _cur, _current, check_loop_thread, register_kernel
 from ._exceptions import KernelPanic, NoKernelError
@@ -94,10 +95,14 @@ from ._softirq import (
     wakeup_softirqd,
 )
 from ._tick import arch_vector
+from ._timer import _NO_EXPIRY
 
 if TYPE_CHECKING:
     from ._cpu import CPU
     from ._kernel import Kernel
+
+#: The pending-mask bit of TIMER_SOFTIRQ.
+TIMER_SOFTIRQ_BIT = 1 << TIMER_SOFTIRQ
 
 __all__ = [
     "IRQ_NOTCONNECTED",
@@ -579,7 +584,8 @@ def do_irq(kernel: Kernel, irq: int, cpu_nr: int | None) -> None:
         cpu_nr = cur.cpu if cur is not None else effective_cpu(kernel, irq)
     elif type(cpu_nr) is not int or not 0 <= cpu_nr < kernel.nr_cpus:
         cpu_nr = check_cpu_arg(kernel, cpu_nr, "Kernel.raise_irq")
-    kernel._check_alive()
+    if kernel._halted or kernel._panic is not None or not kernel._booted:
+        kernel._check_alive()
     if kernel._loop_thread != threading.get_ident():
         check_loop_thread(kernel, "Kernel.raise_irq", "Kernel.raise_irq_threadsafe(irq, cpu)")
     deliver_irq(kernel, cur, irq, cpu_nr)
@@ -620,7 +626,14 @@ def irq_entry(cpu: CPU, task: TaskStruct, irq: int) -> None:
     saved_curr = cpu.curr
     cpu.curr = task
     try:
-        kernel._tick_irq_enter(cpu)
+        # irq_enter() on an idle CPU: a wheel timer (even a deferrable one) that is due now
+        # raises TIMER_SOFTIRQ (the clock is read only when some timer is armed on the CPU)
+        nxt = cpu.std_base.next_expiry
+        dnxt = cpu.def_base.next_expiry
+        if dnxt < nxt:
+            nxt = dnxt
+        if nxt < _NO_EXPIRY and nxt <= kernel.get_jiffies():
+            cpu.pending |= TIMER_SOFTIRQ_BIT
         if irq < 0:
             arch_vector(cpu, task, irq)  # a system vector: the tick, irq_work, an IPI
         else:

@@ -94,7 +94,7 @@ from ._softirq import handle_softirqs, ksoftirqd, proc_softirqs
 from ._tasklet import tasklet_action, tasklet_hi_action
 from ._tick import ktime_reader, tick_task
 from ._time import hz_msecs_to_jiffies, initial_jiffies
-from ._timer import TimerList, _enqueue, _Wheel, run_timer_softirq, timers_due
+from ._timer import TimerList, _enqueue, _Wheel, run_timer_softirq
 
 __all__ = ["Kernel", "run"]
 
@@ -825,11 +825,6 @@ class Kernel:
             _current.reset(token)
         # what the handler raised for this CPU (an irq_work self-interrupt) is taken now
         self._deliver_pending_irqs(task)
-
-    def _tick_irq_enter(self, cpu: CPU) -> None:
-        """An interrupt wakes the CPU: raise TIMER_SOFTIRQ if a timer (even deferrable) is due."""
-        if timers_due(cpu, self.get_jiffies()):
-            cpu.pending |= 1 << TIMER_SOFTIRQ
 
     def _deliver_pending_irqs(self, task: TaskStruct) -> None:
         if task.preempt_count & HARDIRQ_MASK:
