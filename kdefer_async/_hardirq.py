@@ -94,6 +94,7 @@ from ._softirq import (
     wakeup_softirqd,
 )
 from ._tick import arch_vector
+from ._trace import IRQ_HANDLER_ENTRY, IRQ_HANDLER_EXIT, emit, trace_tick_irq_enter
 
 if TYPE_CHECKING:
     from ._cpu import CPU
@@ -620,7 +621,10 @@ def irq_entry(cpu: CPU, task: TaskStruct, irq: int) -> None:
     saved_curr = cpu.curr
     cpu.curr = task
     try:
-        kernel._tick_irq_enter(cpu)
+        if kernel._trace_on:
+            trace_tick_irq_enter(kernel, cpu, task)
+        else:
+            kernel._tick_irq_enter(cpu)
         if irq < 0:
             arch_vector(cpu, task, irq)  # a system vector: the tick, irq_work, an IPI
         else:
@@ -660,6 +664,8 @@ def handle_irq(kernel: Kernel, cpu: CPU, task: TaskStruct, irq: int) -> None:
     task.irqs_off = 1  # a handler that enables interrupts is caught below
     for action in actions if len(actions) == 1 else tuple(actions):
         prev = task.preempt_count
+        if kernel._trace_on:
+            emit(kernel, task, IRQ_HANDLER_ENTRY, irq, action.name)
         try:
             ret: Any = action.handler(irq, action.dev)
         except KernelPanic:
@@ -684,6 +690,8 @@ def handle_irq(kernel: Kernel, cpu: CPU, task: TaskStruct, irq: int) -> None:
             else:
                 run_atomic_result(task, ret, action.handler)
                 ret = IRQ_NONE
+        if kernel._trace_on:
+            emit(kernel, task, IRQ_HANDLER_EXIT, irq, ret)
         if ret == IRQ_WAKE_THREAD:
             if action.thread is not None:
                 if not action.runthread:

@@ -41,7 +41,7 @@ from ._consts import (
 from ._context import TaskStruct, _cur, _current, claim
 from ._exceptions import KernelPanic
 from ._printk import log_text, report_lines, symbol_name, warn_once
-from ._trace import SOFTIRQ_ENTRY, SOFTIRQ_EXIT, emit
+from ._trace import SOFTIRQ_ENTRY, SOFTIRQ_EXIT, SOFTIRQ_RAISE, emit
 
 if TYPE_CHECKING:
     from ._cpu import CPU
@@ -156,7 +156,10 @@ def raise_softirq_irqoff(nr: int) -> None:
     if type(nr) is not int or not 0 <= nr < NR_SOFTIRQS:
         _check_nr(nr, "raise_softirq_irqoff")
     task = _cur()
-    cpu = task.kernel.cpus[task.cpu]
+    kernel = task.kernel
+    cpu = kernel.cpus[task.cpu]
+    if kernel._trace_on:
+        emit(kernel, task, SOFTIRQ_RAISE, nr)
     cpu.pending |= 1 << nr
     if not task.preempt_count & IRQ_MASK:
         wakeup_softirqd(cpu)
@@ -182,7 +185,10 @@ def raise_softirq(nr: int) -> None:
     if type(nr) is not int or not 0 <= nr < NR_SOFTIRQS:
         _check_nr(nr, "raise_softirq")
     task = _cur()
-    cpu = task.kernel.cpus[task.cpu]
+    kernel = task.kernel
+    cpu = kernel.cpus[task.cpu]
+    if kernel._trace_on:
+        emit(kernel, task, SOFTIRQ_RAISE, nr)
     cpu.pending |= 1 << nr
     if not task.preempt_count & IRQ_MASK:
         wakeup_softirqd(cpu)

@@ -56,11 +56,26 @@ import anyio
 import anyio.lowlevel
 
 from ._check import bad_type, bad_value, check_instance, check_int, check_str
-from ._consts import HARDIRQ_MASK, NMI_MASK, SOFTIRQ_MASK, SOFTIRQ_NAMES, SOFTIRQ_OFFSET
-from ._context import TaskStruct, _cur
+from ._consts import (
+    HARDIRQ_MASK,
+    IRQ_WORK_VECTOR,
+    LOCAL_TIMER_VECTOR,
+    NMI_MASK,
+    SOFTIRQ_MASK,
+    SOFTIRQ_NAMES,
+    SOFTIRQ_OFFSET,
+    TIMER_CPUMASK,
+    TIMER_DEFERRABLE,
+    TIMER_IRQSAFE,
+    TIMER_MIGRATING,
+    TIMER_PINNED,
+    TIMER_SOFTIRQ,
+)
+from ._context import TaskStruct, _cur, _current
 from ._printk import format_c, symbol_name
 
 if TYPE_CHECKING:
+    from ._cpu import CPU
     from ._kernel import Kernel
 
 __all__ = [
@@ -76,6 +91,8 @@ __all__ = [
     "available_events",
     "define_event",
     "emit",
+    "emit_locked",
+    "site_task",
     "trace_id",
     "trace_printk",
     "tracing_is_on",
@@ -116,8 +133,6 @@ _TYPE_SIZES = {
     "void *": 8,
 }
 _FIELD_DECL = re.compile(r"^(?P<type>.*?)\s*(?P<ptr>\*?)\s*(?P<name>\w+)(?:\[(?P<n>\d+)\])?$")
-#: A bare ``%p`` in a TP_printk format (not ``%ps``, ``%pS``...): printed as a stable id.
-_BARE_P = re.compile(r"%(?P<spec>[-+ #0]*\d*)p(?![sSfFKx])")
 
 
 def _field_name_size(decl: str) -> tuple[str, int]:
@@ -149,7 +164,7 @@ class TraceEvent:
     .. versionadded:: 0.2
     """
 
-    __slots__ = ("_args", "_fmt", "fields", "id", "name", "print_fmt", "size", "system")
+    __slots__ = ("_args", "_parts", "fields", "id", "name", "print_fmt", "size", "system")
 
     def __init__(
         self,
@@ -168,8 +183,7 @@ class TraceEvent:
         self.size = size  # I
         self.id = ident  # I: the event's type number (registration order)
         self._args = args  # I
-        # I: the format with each bare %p turned into %s (the arg becomes a stable id)
-        self._fmt = _BARE_P.sub(lambda m: "%" + m.group("spec") + "s", print_fmt)
+        self._parts = _compile(print_fmt)  # I
 
     def __repr__(self) -> str:
         return f"<TraceEvent {self.system}:{self.name}>"
@@ -177,32 +191,92 @@ class TraceEvent:
     def render(self, fields: Sequence[object], tracing: Tracing) -> str:
         """The TP_printk text of one record's *fields* (without the event name)."""
         args = self._args(*fields) if self._args is not None else tuple(fields)
-        if self._fmt is not self.print_fmt:
-            args = _pointers(self.print_fmt, args, tracing)
-        return format_c(self._fmt, args)
+        out: list[str] = []
+        i = 0
+        for literal, spec, kind in self._parts:
+            out.append(literal)
+            if kind == _LITERAL:
+                continue
+            value = args[i]
+            i += 1
+            if kind == _PTR:
+                out.append(
+                    "0000000000000000" if value is None else "%016x" % tracing.trace_id(value)
+                )
+            elif kind in (_SYM, _SYM_OFF):
+                out.append(_symbol(value, tracing, kind == _SYM_OFF))
+            else:
+                out.append(format_c(spec, (value,)))
+        return "".join(out)
 
 
-def _pointers(fmt: str, args: tuple[object, ...], tracing: Tracing) -> tuple[object, ...]:
-    """*args* with the value of each bare ``%p`` of *fmt* replaced by its 16-digit id."""
-    out = list(args)
-    i = 0
+_LITERAL, _PTR, _SYM, _SYM_OFF, _VALUE = range(5)
+_CONV = re.compile(r"%(?:%|[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z|t|j)?(?P<conv>[diouxXcsp]))")
+
+
+def _compile(fmt: str) -> list[tuple[str, str, int]]:
+    """*fmt* as (literal text, conversion, kind) parts; a last part holds the trailing text."""
+    parts: list[tuple[str, str, int]] = []
     pos = 0
-    for m in re.finditer(r"%(?:%|[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z|t|j)?([a-zA-Z]))", fmt):
+    lit = ""
+    for m in _CONV.finditer(fmt):
         if m.start() < pos:
             continue
+        lit += fmt[pos : m.start()]
         pos = m.end()
-        conv = m.group(1)
-        if conv is None:
+        conv = m.group("conv")
+        if conv is None:  # %%
+            lit += "%"
             continue
         if conv == "p":
             ext = fmt[pos : pos + 1]
-            if ext in ("s", "S", "f", "F", "K", "x"):
+            if ext in ("s", "f"):
                 pos += 1
+                kind = _SYM
+            elif ext in ("S", "F"):
+                pos += 1
+                kind = _SYM_OFF
             else:
-                value = out[i]
-                out[i] = "0000000000000000" if value is None else "%016x" % tracing.trace_id(value)
-        i += 1
-    return tuple(out)
+                if ext in ("K", "x"):
+                    pos += 1
+                kind = _PTR
+        else:
+            kind = _VALUE
+        parts.append((lit, m.group(0), kind))
+        lit = ""
+    parts.append((lit + fmt[pos:], "", _LITERAL))
+    return parts
+
+
+def _symbol(value: object, tracing: Tracing, offset: bool) -> str:
+    """``%ps``/``%pS``: a function's name; an object that is a module global (a static
+    ``DECLARE_TASKLET``) its variable's name; anything else an address, as ``%ps`` prints a
+    pointer no symbol covers (a stable one: :meth:`Tracing.trace_id` in a kernel-looking
+    range)."""
+    if value is None:
+        return "0x0"
+    if isinstance(value, str):
+        return value
+    if callable(value) and (hasattr(value, "__qualname__") or hasattr(value, "__func__")):
+        return symbol_name(value, offset=offset)
+    static = _static_name(value)
+    if static is not None:
+        return static + ("+0x0/0x0" if offset else "")
+    return "0xffff8880%08x" % tracing.trace_id(value)
+
+
+def _static_name(obj: object) -> str | None:
+    """The name of the module-level variable holding *obj* in the module of its callback, if
+    there is one (how kallsyms names a static object)."""
+    fn = getattr(obj, "func", None) or getattr(obj, "function", None)
+    fn = getattr(fn, "__func__", fn)
+    glob = getattr(fn, "__globals__", None)
+    if not isinstance(glob, dict):
+        return None
+    for name, value in glob.items():
+        if value is obj:
+            return str(name)
+    return None
 
 
 #: I after import: every event defined, in definition order
@@ -408,6 +482,8 @@ class Tracing:
         self._ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # A
         self._strong_ids: dict[int, tuple[object, int]] = {}  # A: objects without weakrefs
         self._next_id = 0  # A
+        #: A: CPUs whose CALL_FUNCTION IPI was sent to them alone (CALL_FUNCTION_SINGLE)
+        self._single_ipi: set[int] = set()
         self._pipe_wakeup: anyio.Event | None = None  # A: set when a pipe reader waits
 
     def __repr__(self) -> str:
@@ -653,7 +729,7 @@ class Tracing:
         ev = rec.event
         if ev is BPRINT:
             ip, fmt, args = rec.fields
-            body = f"{symbol_name(ip)}: {_bprint_text(fmt, args)}"
+            body = f"{ip}: {_bprint_text(fmt, args)}"
         else:
             body = f"{ev.name}: {ev.render(rec.fields, self)}"
         return "%16s-%-7d [%03d] %s %5d.%06d: %s" % (
@@ -806,6 +882,90 @@ def emit(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: object) -
     )
 
 
+def emit_locked(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: object) -> None:
+    """:func:`emit` for a tracepoint the kernel fires with a raw spinlock held and local
+    interrupts saved (the timer base lock, the hrtimer base lock): the record shows interrupts
+    off and one more preempt level than *task* has."""
+    tracing = kernel.tracing
+    if event not in tracing._enabled:
+        return
+    flags, depth = context_flags(task)
+    if depth & 0xF < 15:
+        depth += 1
+    tracing._seq += 1
+    tracing._append(
+        TraceRecord(
+            kernel.get_ktime(),
+            tracing._seq,
+            task.cpu,
+            task.pid,
+            task.comm,
+            flags | TRACE_FLAG_IRQS_OFF,
+            depth,
+            event,
+            fields,
+        )
+    )
+
+
+def site_task(kernel: Kernel, cpu: int) -> TaskStruct:
+    """The task a tracepoint reached without one in hand records: the running task of
+    *kernel*, or CPU *cpu*'s idle task when none is (at boot, from a foreign context)."""
+    task = _current.get()
+    if task is None or task.kernel is not kernel:
+        return kernel.cpus[cpu].swapper
+    return task
+
+
+def trace_tick_irq_enter(kernel: Kernel, cpu: CPU, task: TaskStruct) -> None:
+    """``Kernel._tick_irq_enter`` with its ``TIMER_SOFTIRQ`` raise traced (tracing on)."""
+    from ._timer import timers_due
+
+    if timers_due(cpu, kernel.get_jiffies()):
+        emit(kernel, task, SOFTIRQ_RAISE, TIMER_SOFTIRQ)
+    kernel._tick_irq_enter(cpu)
+
+
+def trace_vector(kernel: Kernel, task: TaskStruct, vector: int, entry: bool) -> None:
+    """The ``irq_vectors`` entry (or exit) event of the model's system *vector*, with the x86
+    vector number; a CALL_FUNCTION IPI sent to one CPU is the CALL_FUNCTION_SINGLE vector, as
+    ``send_call_function_single_ipi()`` sends it."""
+    if vector == LOCAL_TIMER_VECTOR:
+        pair, number = (LOCAL_TIMER_ENTRY, LOCAL_TIMER_EXIT), X86_LOCAL_TIMER_VECTOR
+    elif vector == IRQ_WORK_VECTOR:
+        pair, number = (IRQ_WORK_ENTRY, IRQ_WORK_EXIT), X86_IRQ_WORK_VECTOR
+    else:
+        single = kernel.tracing._single_ipi
+        if task.cpu in single:
+            pair = (CALL_FUNCTION_SINGLE_ENTRY, CALL_FUNCTION_SINGLE_EXIT)
+            number = X86_CALL_FUNCTION_SINGLE_VECTOR
+            if not entry:
+                single.discard(task.cpu)
+        else:
+            pair, number = (CALL_FUNCTION_ENTRY, CALL_FUNCTION_EXIT), X86_CALL_FUNCTION_VECTOR
+    emit(kernel, task, pair[0] if entry else pair[1], number)
+
+
+def trace_ipi_send(kernel: Kernel, task: TaskStruct, targets: list[int], callsite: object) -> None:
+    """``ipi_send_cpu`` for one target (the CALL_FUNCTION_SINGLE IPI), else
+    ``ipi_send_cpumask``; the callback is the handler the IPI runs."""
+    from ._smp import call_function_interrupt
+
+    if len(targets) == 1:
+        kernel.tracing._single_ipi.add(targets[0])
+        emit(kernel, task, IPI_SEND_CPU, targets[0], callsite, call_function_interrupt)
+    else:
+        emit(
+            kernel,
+            task,
+            IPI_SEND_CPUMASK,
+            tuple(targets),
+            callsite,
+            call_function_interrupt,
+            kernel.nr_cpus,
+        )
+
+
 def trace_id(obj: object, tracing: Tracing | None = None) -> int:
     """
     The stable id ``%p`` prints for *obj* in *tracing* (default: the current kernel's).
@@ -844,8 +1004,7 @@ def trace_printk(fmt: str, *args: object) -> int:
     if not tracing._on:
         return 0
     frame = sys._getframe(1)
-    fn_name = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
-    caller = _Symbol(fn_name)
+    caller = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
     flags, depth = context_flags(task)
     tracing._seq += 1
     tracing._append(
@@ -862,15 +1021,6 @@ def trace_printk(fmt: str, *args: object) -> int:
         )
     )
     return len(text)
-
-
-class _Symbol:
-    """A code location that ``%ps`` prints by name (``trace_printk``'s caller)."""
-
-    __slots__ = ("__qualname__",)
-
-    def __init__(self, name: str) -> None:
-        self.__qualname__ = name
 
 
 def tracing_on() -> None:
@@ -930,3 +1080,210 @@ SOFTIRQ_ENTRY = define_event(
 SOFTIRQ_EXIT = define_event(
     "irq", "softirq_exit", ("unsigned int vec",), "vec=%u [action=%s]", _softirq_args
 )
+
+IRQ_HANDLER_ENTRY = define_event(
+    "irq", "irq_handler_entry", ("int irq", "__string name"), "irq=%d name=%s"
+)
+IRQ_HANDLER_EXIT = define_event(
+    "irq",
+    "irq_handler_exit",
+    ("int irq", "int ret"),
+    "irq=%d ret=%s",
+    lambda irq, ret: (irq, "handled" if ret else "unhandled"),
+)
+TASKLET_ENTRY = define_event(
+    "irq", "tasklet_entry", ("void * tasklet", "void * func"), "tasklet=%ps function=%ps"
+)
+TASKLET_EXIT = define_event(
+    "irq", "tasklet_exit", ("void * tasklet", "void * func"), "tasklet=%ps function=%ps"
+)
+
+
+# -- timer (include/trace/events/timer.h) ----------------------------------------------------------
+
+#: TIMER_ARRAYSHIFT and the bits of ``timer->flags`` ``timer_start`` decodes (include/linux/timer.h)
+TIMER_ARRAYSHIFT = 22
+_TIMER_FLAG_NAMES = (
+    (TIMER_MIGRATING, "M"),
+    (TIMER_DEFERRABLE, "D"),
+    (TIMER_PINNED, "P"),
+    (TIMER_IRQSAFE, "I"),
+)
+#: TIMER_TRACE_FLAGMASK
+_TIMER_TRACE_FLAGMASK = TIMER_MIGRATING | TIMER_DEFERRABLE | TIMER_PINNED | TIMER_IRQSAFE
+
+
+def _timer_flags(flags: int) -> str:
+    """``decode_timer_flags()``: ``__print_flags(flags, "|", ...)``."""
+    return "|".join(name for bit, name in _TIMER_FLAG_NAMES if flags & bit)
+
+
+def _timer_start_args(
+    timer: object, function: object, expires: int, bucket_expiry: int, now: int, flags: int
+) -> tuple[object, ...]:
+    return (
+        timer,
+        function,
+        expires,
+        (expires - now + 2**63) % 2**64 - 2**63,  # (long)expires - now
+        bucket_expiry,
+        flags & TIMER_CPUMASK,
+        flags >> TIMER_ARRAYSHIFT,
+        _timer_flags(flags & _TIMER_TRACE_FLAGMASK),
+    )
+
+
+TIMER_INIT = define_event("timer", "timer_init", ("void * timer",), "timer=%p")
+TIMER_START = define_event(
+    "timer",
+    "timer_start",
+    (
+        "void * timer",
+        "void * function",
+        "unsigned long expires",
+        "unsigned long bucket_expiry",
+        "unsigned long now",
+        "unsigned int flags",
+    ),
+    "timer=%p function=%ps expires=%lu [timeout=%ld] bucket_expiry=%lu cpu=%u idx=%u flags=%s",
+    _timer_start_args,
+)
+TIMER_EXPIRE_ENTRY = define_event(
+    "timer",
+    "timer_expire_entry",
+    ("void * timer", "unsigned long now", "void * function", "unsigned long baseclk"),
+    "timer=%p function=%ps now=%lu baseclk=%lu",
+    lambda timer, now, function, baseclk: (timer, function, now, baseclk),
+)
+TIMER_EXPIRE_EXIT = define_event("timer", "timer_expire_exit", ("void * timer",), "timer=%p")
+TIMER_CANCEL = define_event("timer", "timer_cancel", ("void * timer",), "timer=%p")
+
+_CLOCKIDS = {0: "CLOCK_REALTIME", 1: "CLOCK_MONOTONIC", 7: "CLOCK_BOOTTIME", 11: "CLOCK_TAI"}
+_HRTIMER_MODES = {
+    0x00: "ABS",
+    0x01: "REL",
+    0x02: "ABS|PINNED",
+    0x03: "REL|PINNED",
+    0x04: "ABS|SOFT",
+    0x05: "REL|SOFT",
+    0x06: "ABS|PINNED|SOFT",
+    0x07: "REL|PINNED|SOFT",
+    0x08: "ABS|HARD",
+    0x09: "REL|HARD",
+    0x0A: "ABS|PINNED|HARD",
+    0x0B: "REL|PINNED|HARD",
+}
+
+
+def _symbolic(table: dict[int, str], value: int) -> str:
+    """``__print_symbolic``: the name, or the value in hex when the table lacks it."""
+    name = table.get(value)
+    return name if name is not None else "0x%x" % value
+
+
+HRTIMER_INIT = define_event(
+    "timer",
+    "hrtimer_init",
+    ("void * hrtimer", "clockid_t clockid", "enum hrtimer_mode mode"),
+    "hrtimer=%p clockid=%s mode=%s",
+    lambda hrtimer, clockid, mode: (
+        hrtimer,
+        _symbolic(_CLOCKIDS, clockid),
+        _symbolic(_HRTIMER_MODES, mode),
+    ),
+)
+HRTIMER_START = define_event(
+    "timer",
+    "hrtimer_start",
+    ("void * hrtimer", "void * function", "s64 expires", "s64 softexpires", "int mode"),
+    "hrtimer=%p function=%ps expires=%llu softexpires=%llu mode=%s",
+    lambda hrtimer, function, expires, softexpires, mode: (
+        hrtimer,
+        function,
+        expires,
+        softexpires,
+        _symbolic(_HRTIMER_MODES, mode),
+    ),
+)
+HRTIMER_EXPIRE_ENTRY = define_event(
+    "timer",
+    "hrtimer_expire_entry",
+    ("void * hrtimer", "s64 now", "void * function"),
+    "hrtimer=%p function=%ps now=%llu",
+    lambda hrtimer, now, function: (hrtimer, function, now),
+)
+HRTIMER_EXPIRE_EXIT = define_event(
+    "timer", "hrtimer_expire_exit", ("void * hrtimer",), "hrtimer=%p"
+)
+HRTIMER_CANCEL = define_event("timer", "hrtimer_cancel", ("void * hrtimer",), "hrtimer=%p")
+
+
+# -- ipi (include/trace/events/ipi.h) and csd (include/trace/events/csd.h) -------------------------
+
+
+def _cpumask(cpus: Sequence[int], nbits: int) -> str:
+    """``__get_cpumask()``: ``%*pb``, the mask in hex, 32-bit chunks joined by commas, the
+    first chunk as wide as its bits need."""
+    value = 0
+    for cpu in cpus:
+        value |= 1 << cpu
+    chunks = []
+    first = nbits % 32 or 32
+    top = ((nbits + 31) // 32 - 1) * 32
+    shift = top
+    width = (first + 3) // 4
+    while shift >= 0:
+        chunks.append("%0*x" % (width, (value >> shift) & 0xFFFFFFFF))
+        shift -= 32
+        width = 8
+    return ",".join(chunks)
+
+
+IPI_SEND_CPU = define_event(
+    "ipi",
+    "ipi_send_cpu",
+    ("unsigned int cpu", "void * callsite", "void * callback"),
+    "cpu=%u callsite=%pS callback=%pS",
+)
+IPI_SEND_CPUMASK = define_event(
+    "ipi",
+    "ipi_send_cpumask",
+    ("__cpumask cpumask", "void * callsite", "void * callback", "int nr_cpumask_bits"),
+    "cpumask=%s callsite=%pS callback=%pS",
+    lambda cpus, callsite, callback, nbits: (_cpumask(cpus, nbits), callsite, callback),
+)
+CSD_QUEUE_CPU = define_event(
+    "csd",
+    "csd_queue_cpu",
+    ("unsigned int cpu", "void * callsite", "void * func", "void * csd"),
+    "cpu=%u callsite=%pS func=%ps csd=%p",
+)
+CSD_FUNCTION_ENTRY = define_event(
+    "csd", "csd_function_entry", ("void * func", "void * csd"), "func=%ps, csd=%p"
+)
+CSD_FUNCTION_EXIT = define_event(
+    "csd", "csd_function_exit", ("void * func", "void * csd"), "func=%ps, csd=%p"
+)
+
+
+# -- irq_vectors (arch/x86/include/asm/trace/irq_vectors.h) ----------------------------------------
+
+#: The x86 vector numbers the model's system vectors stand for (arch/x86/include/asm/irq_vectors.h)
+X86_LOCAL_TIMER_VECTOR = 0xEC
+X86_IRQ_WORK_VECTOR = 0xF6
+X86_CALL_FUNCTION_SINGLE_VECTOR = 0xFB
+X86_CALL_FUNCTION_VECTOR = 0xFC
+
+
+def _vector_event(name: str) -> TraceEvent:
+    return define_event("irq_vectors", name, ("int vector",), "vector=%d")
+
+
+LOCAL_TIMER_ENTRY = _vector_event("local_timer_entry")
+LOCAL_TIMER_EXIT = _vector_event("local_timer_exit")
+IRQ_WORK_ENTRY = _vector_event("irq_work_entry")
+IRQ_WORK_EXIT = _vector_event("irq_work_exit")
+CALL_FUNCTION_ENTRY = _vector_event("call_function_entry")
+CALL_FUNCTION_EXIT = _vector_event("call_function_exit")
+CALL_FUNCTION_SINGLE_ENTRY = _vector_event("call_function_single_entry")
+CALL_FUNCTION_SINGLE_EXIT = _vector_event("call_function_single_exit")
