@@ -332,8 +332,8 @@ def available_events() -> list[str]:
 
 
 #: ``trace_printk()``'s lines: the ``bprint`` entry of the ftrace subsystem (not an event one
-#: enables: it is written whenever tracing is on)
-BPRINT = TraceEvent("ftrace", "bprint", ("ip", "fmt", "buf"), "%ps: %s", None, 0, 6)
+#: enables: it is written whenever tracing is on); 48 bytes: header, entry, ip, fmt, a few args
+BPRINT = TraceEvent("ftrace", "bprint", ("ip", "fmt", "buf"), "%ps: %s", None, 48, 6)
 
 
 class TraceRecord:
