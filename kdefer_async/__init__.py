@@ -598,6 +598,13 @@ from ._timer import (
     timer_shutdown as timer_shutdown,
     timer_shutdown_sync as timer_shutdown_sync,
 )
+from ._trace import (
+    Tracing as Tracing,
+    trace_printk as trace_printk,
+    tracing_is_on as tracing_is_on,
+    tracing_off as tracing_off,
+    tracing_on as tracing_on,
+)
 from ._wait import (
     DECLARE_COMPLETION as DECLARE_COMPLETION,
     DECLARE_WAIT_QUEUE_HEAD as DECLARE_WAIT_QUEUE_HEAD,

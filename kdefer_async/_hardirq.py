@@ -96,6 +96,7 @@ from ._softirq import (
 )
 from ._tick import arch_vector
 from ._timer import _NO_EXPIRY
+from ._trace import IRQ_HANDLER_ENTRY, IRQ_HANDLER_EXIT, SOFTIRQ_RAISE, emit
 
 if TYPE_CHECKING:
     from ._cpu import CPU
@@ -634,6 +635,8 @@ def irq_entry(cpu: CPU, task: TaskStruct, irq: int) -> None:
             nxt = dnxt
         if nxt < _NO_EXPIRY and nxt <= kernel.get_jiffies():
             cpu.pending |= TIMER_SOFTIRQ_BIT
+            if kernel._trace_on:
+                emit(kernel, task, SOFTIRQ_RAISE, TIMER_SOFTIRQ)
         if irq < 0:
             arch_vector(cpu, task, irq)  # a system vector: the tick, irq_work, an IPI
         else:
@@ -673,6 +676,8 @@ def handle_irq(kernel: Kernel, cpu: CPU, task: TaskStruct, irq: int) -> None:
     task.irqs_off = 1  # a handler that enables interrupts is caught below
     for action in actions if len(actions) == 1 else tuple(actions):
         prev = task.preempt_count
+        if kernel._trace_on:
+            emit(kernel, task, IRQ_HANDLER_ENTRY, irq, action.name)
         try:
             ret: Any = action.handler(irq, action.dev)
         except KernelPanic:
@@ -697,6 +702,8 @@ def handle_irq(kernel: Kernel, cpu: CPU, task: TaskStruct, irq: int) -> None:
             else:
                 run_atomic_result(task, ret, action.handler)
                 ret = IRQ_NONE
+        if kernel._trace_on:
+            emit(kernel, task, IRQ_HANDLER_EXIT, irq, ret)
         if ret == IRQ_WAKE_THREAD:
             if action.thread is not None:
                 if not action.runthread:

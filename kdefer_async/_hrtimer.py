@@ -66,6 +66,7 @@ from ._consts import (
     CLOCK_REALTIME,
     CLOCK_TAI,
     EINTR,
+    HRTIMER_MODE_ABS,
     HRTIMER_MODE_HARD,
     HRTIMER_MODE_REL,
     HRTIMER_MODE_REL_PINNED_HARD,
@@ -110,6 +111,17 @@ from ._ktime import (
 from ._printk import modules_linked_in, report_lines, symbol_name, warn, warn_once
 from ._sleeping import sleeping_checked
 from ._softirq import panic_in_interrupt, run_atomic_result
+from ._trace import (
+    HRTIMER_CANCEL,
+    HRTIMER_EXPIRE_ENTRY,
+    HRTIMER_EXPIRE_EXIT,
+    HRTIMER_INIT,
+    HRTIMER_START,
+    SOFTIRQ_RAISE,
+    emit,
+    emit_locked,
+    site_task,
+)
 
 if TYPE_CHECKING:
     from ._cpu import CPU
@@ -246,10 +258,11 @@ def _dummy_timeout(timer: HrTimer) -> int:
 class _ClockBase:
     """``struct hrtimer_clock_base``: one clock's queue on one CPU."""
 
-    __slots__ = ("cpu_base", "heap", "index", "ndead", "running", "soft")
+    __slots__ = ("cpu_base", "heap", "index", "kernel", "ndead", "running", "soft")
 
     def __init__(self, cpu_base: HrTimerCpuBase, index: int) -> None:
         self.cpu_base = cpu_base  # I
+        self.kernel = cpu_base.cpu.kernel  # I: its tracing switch is tested on the hot paths
         self.index = index  # I
         self.soft = index >= _SOFT_BASES  # I
         self.heap: list[tuple[int, int, HrTimer]] = []  # W: (hard expiry, seq, timer)
@@ -338,9 +351,17 @@ def _remove(t: HrTimer) -> None:
     cb = t._base
     assert cb is not None
     t._entry = None
+    if cb.kernel._trace_on:
+        _trace_cancel(cb, t)
     n = cb.ndead = cb.ndead + 1
     if n * 2 > len(cb.heap):
         _compact(cb)
+
+
+def _trace_cancel(cb: _ClockBase, t: HrTimer) -> None:
+    """``hrtimer_cancel``, from ``__remove_hrtimer()`` (the base lock held, interrupts off)."""
+    kernel = cb.kernel
+    emit_locked(kernel, site_task(kernel, cb.cpu_base.cpu.nr), HRTIMER_CANCEL, t)
 
 
 def _try_to_cancel(t: HrTimer) -> int:
@@ -395,6 +416,9 @@ def _run_hrtimer(cb: _ClockBase, t: HrTimer, now: int, task: TaskStruct) -> None
     assert fn is not None
     ran_for = t._softexpires
     cb.running = t
+    kernel = cb.kernel
+    if kernel._trace_on:
+        emit(kernel, task, HRTIMER_EXPIRE_ENTRY, t, now, fn)
     try:
         restart = fn(t)
     except KernelPanic:
@@ -404,6 +428,8 @@ def _run_hrtimer(cb: _ClockBase, t: HrTimer, now: int, task: TaskStruct) -> None
         cb.running = None
         panic_in_interrupt(task, exc, f"hrtimer {symbol_name(fn)}")
         raise
+    if kernel._trace_on:
+        emit(kernel, task, HRTIMER_EXPIRE_EXIT, t)
     if restart is not None and restart != HRTIMER_NORESTART:
         if not isinstance(restart, int):
             run_atomic_result(task, restart, fn)  # an awaitable: it tried to sleep
@@ -412,6 +438,17 @@ def _run_hrtimer(cb: _ClockBase, t: HrTimer, now: int, task: TaskStruct) -> None
                 _hard_lockup(task, cb.cpu_base.cpu.nr, fn)
             else:
                 _enqueue(cb, t, t._expires, t._softexpires)
+                if kernel._trace_on:
+                    emit_locked(
+                        kernel,
+                        task,
+                        HRTIMER_START,
+                        t,
+                        fn,
+                        t._expires,
+                        t._softexpires,
+                        HRTIMER_MODE_ABS,
+                    )
     cb.running = None
 
 
@@ -432,6 +469,8 @@ def _run_queues(bases: list[_ClockBase], now: int, task: TaskStruct) -> None:
                 break
             heappop(heap)
             t._entry = None
+            if cb.kernel._trace_on:
+                emit_locked(cb.kernel, task, HRTIMER_CANCEL, t)  # __remove_hrtimer()
             _run_hrtimer(cb, t, now, task)
 
 
@@ -454,6 +493,9 @@ def hrtimer_interrupt(base: HrTimerCpuBase, task: TaskStruct) -> None:
     now = cpu.kernel.get_ktime()
     if not base.softirq_activated and _soft_due(base, now):
         base.softirq_activated = True
+        kernel = cpu.kernel
+        if kernel._trace_on:
+            emit(kernel, task, SOFTIRQ_RAISE, HRTIMER_SOFTIRQ)
         cpu.pending |= 1 << HRTIMER_SOFTIRQ
     _run_queues(base.hard_bases, now, task)
 
@@ -518,6 +560,9 @@ def _setup(
     timer: HrTimer, function: Callable[[Any], object] | None, clock_id: int, mode: int
 ) -> None:
     """``__hrtimer_setup``, once the arguments are checked."""
+    task = _current.get()  # (no kernel is needed to set a timer up)
+    if task is not None and task.kernel._trace_on:
+        emit(task.kernel, task, HRTIMER_INIT, timer, clock_id, mode)  # debug_init()
     if timer._entry is not None:
         # debugobjects: initialising an active object; its fixup cancels the timer
         warn(
@@ -635,6 +680,8 @@ def _start(timer: HrTimer, tim: int, delta_ns: int, mode: int, func: str) -> Non
     else:
         cb = _cpu_base(kernel.cpus[task.cpu]).clock_base[timer._index]
     _enqueue(cb, timer, hard, tim)
+    if kernel._trace_on:
+        emit_locked(kernel, task, HRTIMER_START, timer, timer.function, hard, tim, mode)
 
 
 def hrtimer_start(timer: HrTimer, tim: int, mode: int) -> None:
@@ -707,6 +754,8 @@ def hrtimer_start(timer: HrTimer, tim: int, mode: int) -> None:
     timer._base = cb
     timer._expires = hard
     timer._softexpires = tim
+    if kernel._trace_on:
+        emit_locked(kernel, task, HRTIMER_START, timer, timer.function, hard, tim, mode)
     if heap[0] is entry:
         _program(cb, hard)
 
@@ -800,6 +849,8 @@ def hrtimer_cancel(timer: HrTimer) -> int:
             assert cb is not None
             if cb.running is not timer:
                 timer._entry = None  # _remove(), inline
+                if cb.kernel._trace_on:
+                    _trace_cancel(cb, timer)
                 n = cb.ndead = cb.ndead + 1
                 if n * 2 > len(cb.heap):
                     _compact(cb)

@@ -95,6 +95,7 @@ from ._tasklet import tasklet_action, tasklet_hi_action
 from ._tick import ktime_reader, tick_task
 from ._time import hz_msecs_to_jiffies, initial_jiffies
 from ._timer import TimerList, _enqueue, _Wheel, run_timer_softirq
+from ._trace import Tracing
 
 __all__ = ["Kernel", "run"]
 
@@ -165,11 +166,15 @@ class Kernel:
         debug_preempt: ``CONFIG_DEBUG_PREEMPT``: ``smp_processor_id()`` in preemptible code
             reports ``BUG: using smp_processor_id() in preemptible``, and an unbalanced
             ``preempt_enable()`` warns. Off by default.
+        trace: Events to trace from boot (the ``trace_event=`` boot option): ``True`` for
+            every event, or a spec as :meth:`Tracing.set_event` takes, several separated by
+            commas (``"irq,timer:timer_start"``). Off (``False``) by default.
 
     Attributes:
         nr_cpus: The number of CPUs.
         hz: Jiffies per second.
         oopses: Every oops so far (:class:`~kdefer_async.Oops`).
+        tracing: The tracefs of this kernel (:class:`~kdefer_async.Tracing`).
         shutdown_report: Once the kernel has begun to shut down, a
             :class:`~kdefer_async.ShutdownReport`: every deferred item that did not run to
             completion (each also named in dmesg), and how the kernel was left.
@@ -200,6 +205,7 @@ class Kernel:
         prove_locking: bool = True,
         watchdog_thresh: int = 10,
         debug_preempt: bool = False,
+        trace: bool | str = False,
     ) -> None:
         _check_options(
             nr_cpus,
@@ -217,6 +223,12 @@ class Kernel:
             debug_preempt,
         )
         check_bool(prove_locking, "Kernel", "prove_locking")
+        #: A: true only while tracing is on and an event is enabled: the one test each
+        #: tracepoint site makes (see _trace.py)
+        self._trace_on = False
+        #: I: the tracefs (``/sys/kernel/tracing``) of this kernel
+        self.tracing = Tracing(self)
+        self.tracing._boot_events(trace)
         #: I: CONFIG_PROVE_LOCKING: lockdep's reports (see the class docstring)
         self.prove_locking = prove_locking
         self.nr_cpus = nr_cpus  # I
@@ -481,6 +493,7 @@ class Kernel:
             begin_abort(self, "panic", "the kernel panicked")
         finally:
             self._halted = True
+            self.tracing._wake_pipe()  # a trace_pipe reader sees the end
             root.cancel_scope.cancel()  # every kernel task: running work sees a cancellation
             outer = self._outer
             assert outer is not None

@@ -74,6 +74,7 @@ from ._hardirq import deliver_irq
 from ._irq_work import IrqWork, irq_work_single
 from ._printk import report_lines, symbol_name, warn_once
 from ._softirq import panic_in_interrupt, run_atomic_result
+from ._trace import CSD_FUNCTION_ENTRY, CSD_FUNCTION_EXIT, CSD_QUEUE_CPU, emit, trace_ipi_send
 
 if TYPE_CHECKING:
     from ._cpu import CPU
@@ -168,13 +169,18 @@ def _check_cond(cond_func: object, name: str) -> None:
 # -- the target's side ----------------------------------------------------------------------------
 
 
-def _call(task: TaskStruct, func: Callable[[Any], object], info: Any) -> None:
-    """``func(info)`` in the IPI handler: an exception there is a panic."""
+def _call(task: TaskStruct, func: Callable[[Any], object], info: Any, csd: _Csd) -> None:
+    """``func(info)`` in the IPI handler (``csd_do_func``): an exception there is a panic."""
+    kernel = task.kernel
+    if kernel._trace_on:
+        emit(kernel, task, CSD_FUNCTION_ENTRY, func, csd)
     try:
         result = func(info)
     except Exception as exc:
         panic_in_interrupt(task, exc, f"smp_call_function {symbol_name(func)}")
         raise
+    if kernel._trace_on:
+        emit(kernel, task, CSD_FUNCTION_EXIT, func, csd)
     if result is not None:
         run_atomic_result(task, result, func)
 
@@ -192,14 +198,14 @@ def call_function_interrupt(cpu: CPU, task: TaskStruct) -> None:
     rest: list[Any] = []
     for entry in entries:
         if type(entry) is _Csd and entry.sync:
-            _call(task, entry.func, entry.info)
+            _call(task, entry.func, entry.info, entry)
             entry.done = True  # csd_unlock(): the caller stops waiting
         else:
             rest.append(entry)
     for entry in rest:
         if type(entry) is _Csd:
             entry.done = True  # an asynchronous csd is unlocked before its function runs
-            _call(task, entry.func, entry.info)
+            _call(task, entry.func, entry.info, entry)
         else:
             irq_work_single(entry, task)
 
@@ -215,9 +221,12 @@ def _enqueue(kernel: Kernel, nr: int, entry: _Csd | IrqWork) -> bool:
     return first
 
 
-def _send_ipis(task: TaskStruct, targets: list[int]) -> None:
-    """Send the CALL_FUNCTION IPI to each of *targets*, the caller's CPU running *task*."""
+def _send_ipis(task: TaskStruct, targets: list[int], callsite: object) -> None:
+    """Send the CALL_FUNCTION IPI to each of *targets*, the caller's CPU running *task*
+    (*callsite*: the function that sends them, for the ``ipi`` tracepoints)."""
     kernel = task.kernel
+    if kernel._trace_on:
+        trace_ipi_send(kernel, task, targets, callsite)
     cpu = kernel.cpus[task.cpu]
     saved = cpu.curr
     cpu.curr = task  # the caller spins here: what interrupts this CPU now interrupts it
@@ -230,8 +239,11 @@ def _send_ipis(task: TaskStruct, targets: list[int]) -> None:
 
 def queue_remote(task: TaskStruct, nr: int, work: IrqWork) -> None:
     """``irq_work_queue_on`` for another CPU: queue claimed *work* there, IPI if first."""
-    if _enqueue(task.kernel, nr, work):
-        _send_ipis(task, [nr])
+    kernel = task.kernel
+    if kernel._trace_on:
+        emit(kernel, task, CSD_QUEUE_CPU, nr, queue_remote, work.func, work)
+    if _enqueue(kernel, nr, work):
+        _send_ipis(task, [nr], queue_remote)
 
 
 def _wait(task: TaskStruct, name: str, pending: list[tuple[int, _Csd]]) -> None:
@@ -261,12 +273,20 @@ def _wait(task: TaskStruct, name: str, pending: list[tuple[int, _Csd]]) -> None:
         )
 
 
-def _run_local(task: TaskStruct, func: Callable[[Any], object], info: Any) -> None:
-    """The caller's own CPU: ``func(info)`` right here, local interrupts disabled."""
+def _run_local(
+    task: TaskStruct, func: Callable[[Any], object], info: Any, csd: _Csd | None
+) -> None:
+    """The caller's own CPU: ``func(info)`` right here, local interrupts disabled (*csd*: the
+    one ``csd_do_func`` traces, ``None`` for the local call of the mask variants)."""
     flags = task.irqs_off
     task.irqs_off = flags + 1  # local_irq_save()
+    kernel = task.kernel
+    if kernel._trace_on:
+        emit(kernel, task, CSD_FUNCTION_ENTRY, func, csd)
     try:
         result = func(info)
+        if kernel._trace_on:
+            emit(kernel, task, CSD_FUNCTION_EXIT, func, csd)
     finally:
         task.irqs_off = flags
     if not flags and not task.preempt_count & HARDIRQ_MASK:
@@ -324,13 +344,16 @@ def smp_call_function_single(
         if not _in_task(task):
             warn_once((name, "!in_task"))  # WARN_ON_ONCE(!in_task())
         if cpu == task.cpu:
-            _run_local(task, func, info)
+            # generic_exec_single() traces its csd (one on the stack) for a local call too
+            _run_local(task, func, info, _Csd(func, info, sync) if kernel._trace_on else None)
             return 0
         if not 0 <= cpu < kernel.nr_cpus:
             return -ENXIO
         csd = _Csd(func, info, sync)
+        if kernel._trace_on:
+            emit(kernel, task, CSD_QUEUE_CPU, cpu, smp_call_function_single, func, csd)
         if _enqueue(kernel, cpu, csd):
-            _send_ipis(task, [cpu])
+            _send_ipis(task, [cpu], smp_call_function_single)
         if sync:
             _wait(task, name, [(cpu, csd)])
         return 0
@@ -363,12 +386,14 @@ def _many_cond(
             continue
         csd = _Csd(func, info, sync)
         queued.append((nr, csd))
+        if kernel._trace_on:
+            emit(kernel, task, CSD_QUEUE_CPU, nr, _many_cond, func, csd)
         if _enqueue(kernel, nr, csd):
             ipi.append(nr)
     if ipi:
-        _send_ipis(task, ipi)
+        _send_ipis(task, ipi, _many_cond)
     if local:
-        _run_local(task, func, info)
+        _run_local(task, func, info, None)
     if sync:
         _wait(task, name, queued)
 

@@ -41,6 +41,7 @@ from ._consts import (
 from ._context import TaskStruct, _cur, _current, claim
 from ._exceptions import KernelPanic
 from ._printk import log_text, report_lines, symbol_name, warn_once
+from ._trace import SOFTIRQ_ENTRY, SOFTIRQ_EXIT, SOFTIRQ_RAISE, emit
 
 if TYPE_CHECKING:
     from ._cpu import CPU
@@ -155,7 +156,10 @@ def raise_softirq_irqoff(nr: int) -> None:
     if type(nr) is not int or not 0 <= nr < NR_SOFTIRQS:
         _check_nr(nr, "raise_softirq_irqoff")
     task = _cur()
-    cpu = task.kernel.cpus[task.cpu]
+    kernel = task.kernel
+    cpu = kernel.cpus[task.cpu]
+    if kernel._trace_on:
+        emit(kernel, task, SOFTIRQ_RAISE, nr)
     cpu.pending |= 1 << nr
     if not task.preempt_count & IRQ_MASK:
         wakeup_softirqd(cpu)
@@ -181,7 +185,10 @@ def raise_softirq(nr: int) -> None:
     if type(nr) is not int or not 0 <= nr < NR_SOFTIRQS:
         _check_nr(nr, "raise_softirq")
     task = _cur()
-    cpu = task.kernel.cpus[task.cpu]
+    kernel = task.kernel
+    cpu = kernel.cpus[task.cpu]
+    if kernel._trace_on:
+        emit(kernel, task, SOFTIRQ_RAISE, nr)
     cpu.pending |= 1 << nr
     if not task.preempt_count & IRQ_MASK:
         wakeup_softirqd(cpu)
@@ -239,12 +246,16 @@ def handle_softirqs(cpu: CPU, task: TaskStruct) -> None:
                 if nr != HI_SOFTIRQ and nr != TASKLET_SOFTIRQ:
                     cpu.progress += 1
                 prev = task.preempt_count
+                if kernel._trace_on:
+                    emit(kernel, task, SOFTIRQ_ENTRY, nr)
                 try:
                     result = action()
                 except BaseException as exc:
                     if isinstance(exc, Exception) and not isinstance(exc, KernelPanic):
                         panic_in_interrupt(task, exc, f"softirq {SOFTIRQ_NAMES[nr]}")
                     raise
+                if kernel._trace_on:
+                    emit(kernel, task, SOFTIRQ_EXIT, nr)
                 if result is not None:
                     run_atomic_result(task, result, action)
                 if task.preempt_count != prev:

@@ -40,6 +40,7 @@ from ._context import TaskStruct, _cur, _current
 from ._printk import log_text, symbol_name, warn_once
 from ._sleeping import _named, _SleepingFunction, sleeping_checked
 from ._softirq import panic_in_interrupt, run_atomic_result, wakeup_softirqd
+from ._trace import SOFTIRQ_RAISE, TASKLET_ENTRY, TASKLET_EXIT, emit
 from ._wait import wait_var_event, wake_up_var
 
 if TYPE_CHECKING:
@@ -265,8 +266,11 @@ def tasklet_schedule(t: Tasklet) -> None:
     if t.func is None:
         raise _uninitialised(t, "tasklet_schedule")
     t.state = state | _SCHED
-    cpu = task.kernel.cpus[task.cpu]
+    kernel = task.kernel
+    cpu = kernel.cpus[task.cpu]
     cpu.tasklet_vec.append(t)
+    if kernel._trace_on:
+        emit(kernel, task, SOFTIRQ_RAISE, TASKLET_SOFTIRQ)
     cpu.pending |= 1 << TASKLET_SOFTIRQ
     if not task.preempt_count & IRQ_MASK:
         ev = cpu._ksoftirqd_event
@@ -297,8 +301,11 @@ def tasklet_hi_schedule(t: Tasklet) -> None:
     if t.func is None:
         raise _uninitialised(t, "tasklet_hi_schedule")
     t.state = state | _SCHED
-    cpu = task.kernel.cpus[task.cpu]
+    kernel = task.kernel
+    cpu = kernel.cpus[task.cpu]
     cpu.tasklet_hi_vec.append(t)
+    if kernel._trace_on:
+        emit(kernel, task, SOFTIRQ_RAISE, HI_SOFTIRQ)
     cpu.pending |= 1 << HI_SOFTIRQ
     if not task.preempt_count & IRQ_MASK:
         wakeup_softirqd(cpu)
@@ -320,6 +327,8 @@ def _action(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
             state = t.state
             if state & _RUN or t.count:
                 append(t)
+                if kernel._trace_on:
+                    emit(kernel, task, SOFTIRQ_RAISE, nr)
                 cpu.pending |= 1 << nr
                 continue
             if not state & _SCHED:
@@ -331,12 +340,16 @@ def _action(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
                 )
             t.state = (state | _RUN) & ~_SCHED
             func = t.func
+            if kernel._trace_on:
+                emit(kernel, task, TASKLET_ENTRY, t, func)
             try:
                 result = func(t if t.use_callback else t.data)
             except Exception as exc:
                 t.state &= ~_RUN
                 panic_in_interrupt(task, exc, f"tasklet {symbol_name(func)}")
                 raise
+            if kernel._trace_on:
+                emit(kernel, task, TASKLET_EXIT, t, func)
             t.state &= ~_RUN
             ran += 1
             if result is not None:

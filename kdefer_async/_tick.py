@@ -35,6 +35,7 @@ from ._consts import (
     TIMER_SOFTIRQ,
 )
 from ._context import TaskStruct, _current
+from ._trace import SOFTIRQ_RAISE, emit, trace_vector
 
 if TYPE_CHECKING:
     from ._cpu import CPU
@@ -131,10 +132,14 @@ def tick_body(cpu: CPU, task: TaskStruct) -> None:
     irq_work list, the expired hrtimers. (``irq_enter``/``irq_exit`` are the caller's.)
     """
     kernel = cpu.kernel
+    if kernel._trace_on:
+        trace_vector(kernel, task, LOCAL_TIMER_VECTOR, True)
     kernel.loc_interrupts[cpu.nr] += 1
     now = kernel.get_jiffies()
     cpu.last_tick = now
     if cpu.std_base.next_expiry <= now or cpu.def_base.next_expiry <= now:
+        if kernel._trace_on:
+            emit(kernel, task, SOFTIRQ_RAISE, TIMER_SOFTIRQ)
         cpu.pending |= 1 << TIMER_SOFTIRQ
     if cpu.irq_work_lazy:
         from ._irq_work import irq_work_tick
@@ -148,6 +153,8 @@ def tick_body(cpu: CPU, task: TaskStruct) -> None:
         from ._delay import watchdog_sample
 
         watchdog_sample(cpu, task)
+    if kernel._trace_on:
+        trace_vector(kernel, task, LOCAL_TIMER_VECTOR, False)
 
 
 def local_timer_interrupt(cpu: CPU, task: TaskStruct) -> None:
@@ -175,12 +182,14 @@ def arch_vector(cpu: CPU, task: TaskStruct, vector: int) -> None:
     stat = cpu.irq_stat
     if vector == LOCAL_TIMER_VECTOR:
         tick_body(cpu, task)
-    elif vector == IRQ_WORK_VECTOR:
+    elif vector in (IRQ_WORK_VECTOR, CALL_FUNCTION_VECTOR):
+        kernel = cpu.kernel
+        if kernel._trace_on:
+            trace_vector(kernel, task, vector, True)
         stat[vector] = stat.get(vector, 0) + 1
-        (_handlers or _bind_handlers())[0](cpu, task)
-    elif vector == CALL_FUNCTION_VECTOR:
-        stat[vector] = stat.get(vector, 0) + 1
-        (_handlers or _bind_handlers())[1](cpu, task)
+        (_handlers or _bind_handlers())[vector == CALL_FUNCTION_VECTOR](cpu, task)
+        if kernel._trace_on:
+            trace_vector(kernel, task, vector, False)
     else:  # pragma: no cover - the vectors above are the only ones raised
         raise AssertionError(f"unknown system vector {vector}")
 

@@ -43,6 +43,16 @@ from ._consts import (
 from ._context import TaskStruct, _cur, _current
 from ._printk import symbol_name, warn, warn_once
 from ._softirq import panic_in_interrupt, run_atomic_result
+from ._trace import (
+    TIMER_CANCEL,
+    TIMER_EXPIRE_ENTRY,
+    TIMER_EXPIRE_EXIT,
+    TIMER_INIT,
+    TIMER_START,
+    emit,
+    emit_locked,
+    site_task,
+)
 
 if TYPE_CHECKING:
     from ._cpu import CPU
@@ -72,6 +82,8 @@ __all__ = [
 LVL_CLK_SHIFT = 3
 LVL_BITS = 6
 LVL_SIZE = 1 << LVL_BITS
+#: The bits of ``timer->flags`` above TIMER_ARRAYSHIFT (22): the wheel bucket index.
+_TIMER_INDEX_MASK = 0xFFC00000
 #: ``NEXT_TIMER_MAX_DELTA``-like "nothing armed" marker, later than any real expiry.
 _NO_EXPIRY = 1 << 80
 
@@ -91,6 +103,23 @@ class _Wheel:
         self.starts = tuple(_lvl_start(n) for n in range(2, self.depth + 1))
         self.cutoff = _lvl_start(self.depth)
         self.timeout_max = self.cutoff - (1 << ((self.depth - 1) * LVL_CLK_SHIFT))
+
+    def index(self, expires: int, clk: int) -> int:
+        """``calc_wheel_index``'s bucket number (level * 64 + slot), for ``timer_start``."""
+        delta = expires - clk
+        if delta < 0:
+            return clk & (LVL_SIZE - 1)
+        lvl = 0
+        if delta >= 63:
+            lvl = self.depth - 1
+            for k, start in enumerate(self.starts):
+                if delta < start:
+                    lvl = k + 1
+                    break
+            if delta >= self.cutoff:
+                expires = clk + self.timeout_max
+        shift = lvl * LVL_CLK_SHIFT
+        return lvl * LVL_SIZE + (((expires >> shift) + 1) & (LVL_SIZE - 1))
 
     def bucket_expiry(self, expires: int, clk: int) -> int:
         """``calc_wheel_index``: the tick at which a timer armed for *expires* fires."""
@@ -158,10 +187,20 @@ class TimerList:
 class TimerBase:
     """``struct timer_base``: one CPU's wheel (standard or deferrable)."""
 
-    __slots__ = ("buckets", "clk", "cpu", "deferrable", "next_expiry", "running_timer", "wheel")
+    __slots__ = (
+        "buckets",
+        "clk",
+        "cpu",
+        "deferrable",
+        "kernel",
+        "next_expiry",
+        "running_timer",
+        "wheel",
+    )
 
     def __init__(self, cpu: CPU, *, deferrable: bool) -> None:
         self.cpu = cpu  # I
+        self.kernel = cpu.kernel  # I: its tracing switch is tested on the hot paths
         self.deferrable = deferrable  # I
         self.wheel = cpu.kernel._wheel  # I
         self.clk = 0  # W: the next tick to process
@@ -194,6 +233,8 @@ def _enqueue(base: TimerBase, t: TimerList, expires: int, now: int) -> None:
     t._bexp = bexp
     t._base = base
     t.expires = expires
+    if base.kernel._trace_on:
+        _trace_start(base, t, clk, now)
     if bexp < base.next_expiry:
         base.next_expiry = bexp
         if not base.deferrable:
@@ -205,14 +246,32 @@ def _enqueue(base: TimerBase, t: TimerList, expires: int, now: int) -> None:
                     scope.deadline = when
 
 
+def _trace_start(base: TimerBase, t: TimerList, clk: int, now: int) -> None:
+    """``timer_start``, from ``enqueue_timer()``: ``timer->flags`` with the CPU and the
+    bucket index in it, as the kernel keeps them."""
+    kernel = base.kernel
+    idx = base.wheel.index(t.expires, clk)
+    flags = (t.flags & ~(TIMER_CPUMASK | _TIMER_INDEX_MASK)) | base.cpu.nr | idx << 22
+    task = site_task(kernel, base.cpu.nr)
+    emit_locked(kernel, task, TIMER_START, t, t.function, t.expires, t._bexp, now, flags)
+
+
+def _trace_cancel(base: TimerBase, t: TimerList) -> None:
+    """``timer_cancel``, from ``detach_timer()`` (the base lock held, interrupts off)."""
+    kernel = base.kernel
+    emit_locked(kernel, site_task(kernel, base.cpu.nr), TIMER_CANCEL, t)
+
+
 def _detach(t: TimerList) -> None:
     bucket = t._bucket
     assert bucket is not None
     del bucket[t]
     t._bucket = None
+    base = t._base
+    assert base is not None
+    if base.kernel._trace_on:
+        _trace_cancel(base, t)
     if not bucket:
-        base = t._base
-        assert base is not None
         del base.buckets[t._bexp]
         if t._bexp == base.next_expiry:
             base.recalc()
@@ -329,6 +388,9 @@ def _setup(timer: TimerList, callback: Callable[[Any], object], flags: int) -> N
     timer.expires = 0
     timer._dead = False
     timer._base = None
+    task = _current.get()  # (no kernel is needed to set a timer up)
+    if task is not None and task.kernel._trace_on:
+        emit(task.kernel, task, TIMER_INIT, timer)
 
 
 def DEFINE_TIMER(callback: Callable[[Any], object]) -> TimerList:
@@ -552,9 +614,11 @@ def timer_delete(timer: TimerList) -> int:
         return 0
     del bucket[timer]  # _detach(), inline
     timer._bucket = None
+    base = timer._base
+    assert base is not None
+    if base.kernel._trace_on:
+        _trace_cancel(base, timer)
     if not bucket:
-        base = timer._base
-        assert base is not None
         del base.buckets[timer._bexp]
         if timer._bexp == base.next_expiry:
             base.recalc()
@@ -660,10 +724,13 @@ def timer_shutdown_sync(timer: TimerList) -> int:
 
 def _expire(base: TimerBase, bucket: dict[TimerList, None], task: TaskStruct) -> None:
     cpu = base.cpu
+    kernel = base.kernel
     for t in list(bucket):
         if t._bucket is not bucket:
             continue  # deleted or re-armed by an earlier callback of this tick
         t._bucket = None
+        if kernel._trace_on:
+            emit_locked(kernel, task, TIMER_CANCEL, t)  # detach_timer()
         fn = t.function
         if fn is None:
             continue
@@ -672,6 +739,9 @@ def _expire(base: TimerBase, bucket: dict[TimerList, None], task: TaskStruct) ->
         irqs = task.irqs_off
         if t.flags & TIMER_IRQSAFE:
             task.irqs_off = irqs + 1  # expire_timers() keeps local interrupts off for these
+        if kernel._trace_on:
+            # baseclk: base->clk - 1, the tick whose bucket this is
+            emit(kernel, task, TIMER_EXPIRE_ENTRY, t, kernel.get_jiffies(), fn, base.clk - 1)
         try:
             result = fn(t)
         except Exception as exc:
@@ -679,6 +749,8 @@ def _expire(base: TimerBase, bucket: dict[TimerList, None], task: TaskStruct) ->
             task.irqs_off = irqs
             panic_in_interrupt(task, exc, f"timer {symbol_name(fn)}")
             raise
+        if kernel._trace_on:
+            emit(kernel, task, TIMER_EXPIRE_EXIT, t)
         base.running_timer = None
         if task.irqs_off != irqs:
             task.irqs_off = irqs

@@ -1,0 +1,1278 @@
+"""Tracing: the event registry, the per-kernel tracefs, per-CPU ring buffers, the text output.
+
+Field rules:
+
+* ``I``: set at creation (events: at import time), read-only after.
+* ``A``: changed only in synchronous code, so atomic with respect to the loop's other tasks.
+
+Kernel invariants modelled (include/trace/events/*.h, kernel/trace/trace.c, trace_output.c,
+ring_buffer.c):
+
+* Every event is declared once, with its subsystem, name, fields and the ``TP_printk`` format
+  of the kernel verbatim (:func:`define_event`, called at import time by the module that owns
+  the events). The call sites only fire them; the outputs (``text()``, ``pipe()``, the sinks a
+  timeline writer adds) live apart from both.
+* A disabled event costs its call site one attribute test on an object the site already holds:
+  ``if kernel._trace_on: emit(kernel, task, EVENT, field, ...)``. ``Kernel._trace_on`` is true
+  only while tracing is on *and* at least one event is enabled; :func:`emit` then checks the
+  event itself. Nothing is formatted when an event is recorded: a record holds the raw fields
+  (objects, numbers), and the text is made when the trace is read.
+* Each CPU has its own ring buffer of ``buffer_size_kb`` (1408 KiB by default, as
+  ``TRACE_BUF_SIZE_DEFAULT``); when it is full the oldest events of that CPU are overwritten and
+  counted (``overrun``): the ``trace`` header shows ``entries-in-buffer/entries-written``
+  (entries still in the buffers / those plus the overwritten ones) and ``trace_pipe`` prints
+  ``CPU:N [LOST M EVENTS]`` before the next event of a CPU that lost some. Each record costs
+  its event's size (the ring buffer's event header, ``struct trace_entry`` and the fields).
+* Pointers (``%p``) print as a stable 16-hex-digit id per object, like the kernel's hashed
+  pointers (32 significant bits, zero-padded): :meth:`Tracing.trace_id`. Functions (``%ps``)
+  print as their names.
+
+The record (:class:`TraceRecord`, what sinks receive and :meth:`Tracing.records` returns):
+
+* ``ts``: nanoseconds since boot on the kernel's clock (``Kernel.get_ktime()``);
+* ``seq``: the kernel-wide emission number (one event loop: records in ``seq`` order are in
+  the order they happened, across CPUs, even when their timestamps are equal);
+* ``cpu``, ``pid``, ``comm``: the CPU and the task the event was recorded on (in interrupt
+  context the interrupted task, as in the kernel);
+* ``flags``: the kernel's ``trace_entry.flags`` bits (``TRACE_FLAG_*`` below), and ``depth``:
+  the preempt depth (low nibble, clamped to 15) and the migrate-disable depth (high nibble,
+  clamped to 15), as ``trace_entry.preempt_count``; :attr:`TraceRecord.flag_chars` renders
+  the five characters of the ``trace`` file;
+* ``event``: the :class:`TraceEvent`; ``fields``: the raw values, in the order of
+  ``event.fields`` (for ``trace_printk`` lines: the caller's name, the format and the args).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.lowlevel
+
+from ._check import bad_type, bad_value, check_instance, check_int, check_str
+from ._consts import (
+    HARDIRQ_MASK,
+    IRQ_WORK_VECTOR,
+    LOCAL_TIMER_VECTOR,
+    NMI_MASK,
+    SOFTIRQ_MASK,
+    SOFTIRQ_NAMES,
+    SOFTIRQ_OFFSET,
+    TIMER_CPUMASK,
+    TIMER_DEFERRABLE,
+    TIMER_IRQSAFE,
+    TIMER_MIGRATING,
+    TIMER_PINNED,
+)
+from ._context import TaskStruct, _cur, _current
+from ._printk import format_c, symbol_name
+
+if TYPE_CHECKING:
+    from ._kernel import Kernel
+
+__all__ = [
+    "TRACE_FLAG_BH_OFF",
+    "TRACE_FLAG_HARDIRQ",
+    "TRACE_FLAG_IRQS_OFF",
+    "TRACE_FLAG_NEED_RESCHED",
+    "TRACE_FLAG_NMI",
+    "TRACE_FLAG_SOFTIRQ",
+    "TraceEvent",
+    "TraceRecord",
+    "Tracing",
+    "available_events",
+    "define_event",
+    "emit",
+    "emit_locked",
+    "site_task",
+    "trace_id",
+    "trace_printk",
+    "tracing_is_on",
+    "tracing_off",
+    "tracing_on",
+]
+
+#: ``enum trace_flag_type`` (include/linux/trace_events.h)
+TRACE_FLAG_IRQS_OFF = 0x01
+TRACE_FLAG_NEED_RESCHED_LAZY = 0x02
+TRACE_FLAG_NEED_RESCHED = 0x04
+TRACE_FLAG_HARDIRQ = 0x08
+TRACE_FLAG_SOFTIRQ = 0x10
+TRACE_FLAG_PREEMPT_RESCHED = 0x20
+TRACE_FLAG_NMI = 0x40
+TRACE_FLAG_BH_OFF = 0x80
+
+#: ``TRACE_BUF_SIZE_DEFAULT``: 1441792 bytes per CPU, shown as 1408 in ``buffer_size_kb``.
+BUF_SIZE_KB_DEFAULT = 1408
+#: The ring buffer's event header plus ``struct trace_entry`` (type, flags, preempt_count, pid).
+_ENTRY_OVERHEAD = 4 + 8
+#: Bytes a ``__string`` field takes besides its 4-byte ``__data_loc`` word (a typical name).
+_STRING_GUESS = 16
+_TYPE_SIZES = {
+    "char": 1,
+    "bool": 1,
+    "short": 2,
+    "int": 4,
+    "unsigned int": 4,
+    "pid_t": 4,
+    "u32": 4,
+    "s32": 4,
+    "long": 8,
+    "unsigned long": 8,
+    "u64": 8,
+    "s64": 8,
+    "ktime_t": 8,
+    "void *": 8,
+}
+_FIELD_DECL = re.compile(r"^(?P<type>.*?)\s*(?P<ptr>\*?)\s*(?P<name>\w+)(?:\[(?P<n>\d+)\])?$")
+
+
+def _field_name_size(decl: str) -> tuple[str, int]:
+    """The name and byte size of a field declared the kernel's way (``"unsigned int vec"``,
+    ``"void * timer"``, ``"char comm[16]"``, ``"__string name"``)."""
+    m = _FIELD_DECL.match(decl.strip())
+    if m is None:
+        raise ValueError(f"define_event() expects C field declarations, got {decl!r}")
+    ctype = m.group("type").strip()
+    if ctype == "__string":
+        return m.group("name"), 4 + _STRING_GUESS
+    size = 8 if m.group("ptr") else _TYPE_SIZES.get(ctype, 8)
+    if m.group("n") is not None:
+        size *= int(m.group("n"))
+    return m.group("name"), size
+
+
+class TraceEvent:
+    """
+    One tracepoint: ``system:name``, its fields and its ``TP_printk`` text.
+
+    Attributes:
+        system: The subsystem (``irq``, ``timer``...), the directory under ``events/``.
+        name: The event name (``softirq_entry``).
+        fields: The field names, in record order.
+        print_fmt: The kernel's ``TP_printk`` format, verbatim.
+        size: Bytes one record takes in a ring buffer.
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("_args", "_parts", "fields", "id", "name", "print_fmt", "size", "system")
+
+    def __init__(
+        self,
+        system: str,
+        name: str,
+        fields: tuple[str, ...],
+        print_fmt: str,
+        args: Callable[..., tuple[object, ...]] | None,
+        size: int,
+        ident: int,
+    ) -> None:
+        self.system = system  # I
+        self.name = name  # I
+        self.fields = fields  # I
+        self.print_fmt = print_fmt  # I
+        self.size = size  # I
+        self.id = ident  # I: the event's type number (registration order)
+        self._args = args  # I
+        self._parts = _compile(print_fmt)  # I
+
+    def __repr__(self) -> str:
+        return f"<TraceEvent {self.system}:{self.name}>"
+
+    def render(self, fields: Sequence[object], tracing: Tracing) -> str:
+        """The TP_printk text of one record's *fields* (without the event name)."""
+        args = self._args(*fields) if self._args is not None else tuple(fields)
+        out: list[str] = []
+        i = 0
+        for literal, spec, kind in self._parts:
+            out.append(literal)
+            if kind == _LITERAL:
+                continue
+            value = args[i]
+            i += 1
+            if kind == _PTR:
+                out.append(
+                    "0000000000000000" if value is None else "%016x" % tracing.trace_id(value)
+                )
+            elif kind in (_SYM, _SYM_OFF):
+                out.append(_symbol(value, tracing, kind == _SYM_OFF))
+            else:
+                out.append(format_c(spec, (value,)))
+        return "".join(out)
+
+
+_LITERAL, _PTR, _SYM, _SYM_OFF, _VALUE = range(5)
+_CONV = re.compile(r"%(?:%|[-+ #0]*\d*(?:\.\d+)?(?:hh|h|ll|l|z|t|j)?(?P<conv>[diouxXcsp]))")
+
+
+def _compile(fmt: str) -> list[tuple[str, str, int]]:
+    """*fmt* as (literal text, conversion, kind) parts; a last part holds the trailing text."""
+    parts: list[tuple[str, str, int]] = []
+    pos = 0
+    lit = ""
+    for m in _CONV.finditer(fmt):
+        if m.start() < pos:
+            continue
+        lit += fmt[pos : m.start()]
+        pos = m.end()
+        conv = m.group("conv")
+        if conv is None:  # %%
+            lit += "%"
+            continue
+        if conv == "p":
+            ext = fmt[pos : pos + 1]
+            if ext in ("s", "f"):
+                pos += 1
+                kind = _SYM
+            elif ext in ("S", "F"):
+                pos += 1
+                kind = _SYM_OFF
+            else:
+                if ext in ("K", "x"):
+                    pos += 1
+                kind = _PTR
+        else:
+            kind = _VALUE
+        parts.append((lit, m.group(0), kind))
+        lit = ""
+    parts.append((lit + fmt[pos:], "", _LITERAL))
+    return parts
+
+
+def _symbol(value: object, tracing: Tracing, offset: bool) -> str:
+    """``%ps``/``%pS``: a function's name; an object that is a module global (a static
+    ``DECLARE_TASKLET``) its variable's name; anything else an address, as ``%ps`` prints a
+    pointer no symbol covers (a stable one: :meth:`Tracing.trace_id` in a kernel-looking
+    range)."""
+    if value is None:
+        return "0x0"
+    if isinstance(value, str):
+        return value
+    if callable(value) and (hasattr(value, "__qualname__") or hasattr(value, "__func__")):
+        return symbol_name(value, offset=offset)
+    static = _static_name(value)
+    if static is not None:
+        return static + ("+0x0/0x0" if offset else "")
+    return "0xffff8880%08x" % tracing.trace_id(value)
+
+
+def _static_name(obj: object) -> str | None:
+    """The name of the module-level variable holding *obj* in the module of its callback, if
+    there is one (how kallsyms names a static object)."""
+    fn = getattr(obj, "func", None) or getattr(obj, "function", None)
+    fn = getattr(fn, "__func__", fn)
+    glob = getattr(fn, "__globals__", None)
+    if not isinstance(glob, dict):
+        return None
+    for name, value in glob.items():
+        if value is obj:
+            return str(name)
+    return None
+
+
+#: I after import: every event defined, in definition order
+_events: list[TraceEvent] = []
+_by_key: dict[str, TraceEvent] = {}
+
+
+def define_event(
+    system: str,
+    name: str,
+    fields: Sequence[str],
+    print_fmt: str,
+    args: Callable[..., tuple[object, ...]] | None = None,
+) -> TraceEvent:
+    """
+    Declare the tracepoint ``system:name`` (the kernel's ``TRACE_EVENT``); call at import time.
+
+    Args:
+        system: The subsystem (``TRACE_SYSTEM``).
+        name: The event's name.
+        fields: The ``TP_STRUCT__entry`` fields as C declarations (``"unsigned int vec"``,
+            ``"void * timer"``, ``"__string name"``, ``"char comm[16]"``): their names are the
+            record's field names, their types give the record's size in a ring buffer.
+        print_fmt: The ``TP_printk`` format, verbatim. A bare ``%p`` prints the object's stable
+            id (:meth:`Tracing.trace_id`), ``%ps`` a function's name.
+        args: The ``TP_printk`` arguments computed from the raw fields (``args(*fields)``), when
+            they are not the fields themselves (``__print_symbolic``, ``expires - now``...).
+
+    Returns:
+        The event: what call sites pass to :func:`emit`.
+
+    .. versionadded:: 0.2
+    """
+    key = f"{system}:{name}"
+    if key in _by_key:
+        raise ValueError(f"define_event(): the event {key} is already defined")
+    names = []
+    size = _ENTRY_OVERHEAD
+    for decl in fields:
+        fname, fsize = _field_name_size(decl)
+        names.append(fname)
+        size += fsize
+    size = (size + 3) & ~3
+    event = TraceEvent(system, name, tuple(names), print_fmt, args, size, len(_events) + 1)
+    _events.append(event)
+    _by_key[key] = event
+    return event
+
+
+def available_events() -> list[str]:
+    """Every event defined, as ``"subsystem:event"`` (the ``available_events`` file)."""
+    return [f"{e.system}:{e.name}" for e in _events]
+
+
+#: ``trace_printk()``'s lines: the ``bprint`` entry of the ftrace subsystem (not an event one
+#: enables: it is written whenever tracing is on); 48 bytes: header, entry, ip, fmt, a few args
+BPRINT = TraceEvent("ftrace", "bprint", ("ip", "fmt", "buf"), "%ps: %s", None, 48, 6)
+
+
+class TraceRecord:
+    """
+    One event in a ring buffer (see the module docstring for what each slot holds).
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("comm", "cpu", "depth", "event", "fields", "flags", "pid", "seq", "ts")
+
+    def __init__(
+        self,
+        ts: int,
+        seq: int,
+        cpu: int,
+        pid: int,
+        comm: str,
+        flags: int,
+        depth: int,
+        event: TraceEvent,
+        fields: tuple[Any, ...],
+    ) -> None:
+        self.ts = ts
+        self.seq = seq
+        self.cpu = cpu
+        self.pid = pid
+        self.comm = comm
+        self.flags = flags
+        self.depth = depth
+        self.event = event
+        self.fields = fields
+
+    def __repr__(self) -> str:
+        return (
+            f"<TraceRecord {self.event.system}:{self.event.name} cpu={self.cpu} "
+            f"pid={self.pid} ts={self.ts}>"
+        )
+
+    @property
+    def flag_chars(self) -> str:
+        """The five context characters of the ``trace`` file (``trace_print_lat_fmt``)."""
+        f = self.flags
+        irqs_off = f & TRACE_FLAG_IRQS_OFF
+        bh_off = f & TRACE_FLAG_BH_OFF
+        if irqs_off and bh_off:
+            c1 = "D"
+        elif irqs_off:
+            c1 = "d"
+        elif bh_off:
+            c1 = "b"
+        else:
+            c1 = "."
+        resched = f & (
+            TRACE_FLAG_NEED_RESCHED | TRACE_FLAG_NEED_RESCHED_LAZY | TRACE_FLAG_PREEMPT_RESCHED
+        )
+        c2 = _RESCHED_CHARS.get(resched, ".")
+        nmi = f & TRACE_FLAG_NMI
+        hard = f & TRACE_FLAG_HARDIRQ
+        soft = f & TRACE_FLAG_SOFTIRQ
+        if nmi and hard:
+            c3 = "Z"
+        elif nmi:
+            c3 = "z"
+        elif hard and soft:
+            c3 = "H"
+        elif hard:
+            c3 = "h"
+        elif soft:
+            c3 = "s"
+        else:
+            c3 = "."
+        pc = self.depth & 0xF
+        md = self.depth >> 4
+        return c1 + c2 + c3 + ("%x" % pc if pc else ".") + ("%x" % md if md else ".")
+
+
+_RESCHED_CHARS = {
+    TRACE_FLAG_NEED_RESCHED | TRACE_FLAG_NEED_RESCHED_LAZY | TRACE_FLAG_PREEMPT_RESCHED: "B",
+    TRACE_FLAG_NEED_RESCHED | TRACE_FLAG_PREEMPT_RESCHED: "N",
+    TRACE_FLAG_NEED_RESCHED_LAZY | TRACE_FLAG_PREEMPT_RESCHED: "L",
+    TRACE_FLAG_NEED_RESCHED | TRACE_FLAG_NEED_RESCHED_LAZY: "b",
+    TRACE_FLAG_NEED_RESCHED: "n",
+    TRACE_FLAG_PREEMPT_RESCHED: "p",
+    TRACE_FLAG_NEED_RESCHED_LAZY: "l",
+}
+
+
+def context_flags(task: TaskStruct) -> tuple[int, int]:
+    """``tracing_gen_ctx()`` for *task*: the ``TRACE_FLAG_*`` bits and the depth byte."""
+    pc = task.preempt_count
+    flags = 0
+    if task.irqs_off or pc & HARDIRQ_MASK:
+        flags = TRACE_FLAG_IRQS_OFF
+    if pc & NMI_MASK:
+        flags |= TRACE_FLAG_NMI
+    if pc & HARDIRQ_MASK:
+        flags |= TRACE_FLAG_HARDIRQ
+    if pc & SOFTIRQ_OFFSET:
+        flags |= TRACE_FLAG_SOFTIRQ
+    if (pc & SOFTIRQ_MASK) >> 9:  # softirq_count() >> (SOFTIRQ_SHIFT + 1): BH disabled
+        flags |= TRACE_FLAG_BH_OFF
+    depth = min(pc & 0xFF, 15) | min(task.migration_disabled, 15) << 4
+    return flags, depth
+
+
+class _CpuBuffer:
+    """One CPU's ring buffer: records, their bytes, and what was overwritten."""
+
+    __slots__ = ("bytes", "lost", "overrun", "records")
+
+    def __init__(self) -> None:
+        self.records: deque[TraceRecord] = deque()  # A
+        self.bytes = 0  # A: what the records take
+        self.overrun = 0  # A: records overwritten since the last clear()
+        self.lost = 0  # A: records overwritten since the pipe last read this CPU
+
+
+class Tracing:
+    """
+    The tracefs of one :class:`~kdefer_async.Kernel` (``/sys/kernel/tracing``): ``k.tracing``.
+
+    Events are enabled with :meth:`set_event` (``Kernel(trace=...)`` does it at boot); while
+    tracing is on (:func:`tracing_on`, the default) each enabled event is recorded in the ring
+    buffer of the CPU it happened on. :meth:`text` renders the ``trace`` file, :meth:`pipe`
+    consumes like ``trace_pipe``; :attr:`sinks` are called with each record as it is recorded.
+
+    Attributes:
+        sinks: Callables called with each :class:`TraceRecord` as it is recorded, in order
+            (a streaming writer appends itself here).
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, kernel: Kernel) -> None:
+        from ._kernel import Kernel  # (at run time: _kernel imports this module)
+
+        check_instance(kernel, Kernel, "Tracing", "kernel")
+        self._kernel = kernel  # I
+        self._on = True  # A: tracing_on / tracing_off
+        self._enabled: set[TraceEvent] = set()  # A
+        self._size_kb = BUF_SIZE_KB_DEFAULT  # A
+        self._cpus: list[_CpuBuffer] = []  # A: grown to nr_cpus on first use
+        self._seq = 0  # A
+        self.sinks: list[Callable[[TraceRecord], object]] = []  # A
+        self._ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # A
+        self._strong_ids: dict[int, tuple[object, int]] = {}  # A: objects without weakrefs
+        self._next_id = 0  # A
+        #: A: CPUs whose CALL_FUNCTION IPI was sent to them alone (CALL_FUNCTION_SINGLE)
+        self._single_ipi: set[int] = set()
+        self._pipe_wakeup: anyio.Event | None = None  # A: set when a pipe reader waits
+
+    def __repr__(self) -> str:
+        state = "on" if self._on else "off"
+        return f"<Tracing {state} events={len(self._enabled)} buffer_size_kb={self._size_kb}>"
+
+    # -- events -------------------------------------------------------------------------------
+
+    def available_events(self) -> list[str]:
+        """
+        Every event this kernel can trace, as ``"subsystem:event"`` (``available_events``).
+
+        .. versionadded:: 0.2
+        """
+        return available_events()
+
+    def enabled_events(self) -> list[str]:
+        """
+        The events enabled now, as ``"subsystem:event"`` (reading ``set_event``).
+
+        .. versionadded:: 0.2
+        """
+        return [f"{e.system}:{e.name}" for e in _events if e in self._enabled]
+
+    def set_event(self, spec: str) -> None:
+        """
+        Enable (or, with a leading ``!``, disable) the events *spec* names: one line written to
+        ``set_event``.
+
+        *spec* is ``subsystem:event``, ``subsystem:*`` or ``subsystem:`` (every event of
+        the subsystem), ``*:event``, ``*:*`` (everything), or a bare word, which names an
+        event or a subsystem (``timer``, ``softirq_entry``).
+
+        Raises:
+            TypeError: *spec* is not a str.
+            ValueError: *spec* names no event (the message lists close matches); nothing is
+                changed.
+
+        Context:
+            Any context; never sleeps.
+
+        .. versionadded:: 0.2
+        """
+        check_str(spec, "Tracing.set_event", "spec")
+        events = self._match(spec, "Tracing.set_event", "spec")
+        if spec.strip().startswith("!"):
+            self._enabled.difference_update(events)
+        else:
+            self._enabled.update(events)
+        self._update()
+
+    def _boot_events(self, trace: object) -> None:
+        """``Kernel(trace=...)``: ``True`` (every event), ``False``, or comma-separated specs;
+        all checked before any is enabled."""
+        if trace is True:
+            self._enabled.update(_events)
+        elif trace is False:
+            return
+        elif isinstance(trace, str):
+            found: list[TraceEvent] = []
+            removed: list[TraceEvent] = []
+            for part in trace.split(","):
+                events = self._match(part, "Kernel", "trace")
+                (removed if part.strip().startswith("!") else found).extend(events)
+            self._enabled.update(found)
+            self._enabled.difference_update(removed)
+        else:
+            raise bad_type("Kernel", "trace", "a bool or an event spec str", trace)
+        self._update()
+
+    def clear_events(self) -> None:
+        """
+        Disable every event (``echo > set_event``).
+
+        .. versionadded:: 0.2
+        """
+        self._enabled.clear()
+        self._update()
+
+    def _match(self, spec: str, func: str, param: str) -> list[TraceEvent]:
+        """The events *spec* names (``ftrace_set_clr_event()``'s parsing); a ValueError
+        naming close matches if none."""
+        text = spec.strip()
+        if text.startswith("!"):
+            text = text[1:].strip()
+        if not text:
+            raise bad_value(func, param, "an event spec such as 'irq:softirq_entry'", spec)
+        if ":" in text:
+            sub, _, name = text.partition(":")
+            sub = "" if sub == "*" else sub
+            name = "" if name == "*" else name
+            found = [
+                e for e in _events if (not sub or e.system == sub) and (not name or e.name == name)
+            ]
+        elif text == "*":
+            found = list(_events)
+        else:
+            found = [e for e in _events if text in (e.name, e.system)]
+        if not found:
+            words = sorted({e.system for e in _events} | {e.name for e in _events})
+            words += available_events()
+            close = difflib.get_close_matches(text, words, n=5, cutoff=0.6)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ValueError(
+                f"{func}() expects an event spec naming an event for '{param}', got "
+                f"{spec!r}: no such event or subsystem{hint}"
+            )
+        return found
+
+    def _update(self) -> None:
+        self._kernel._trace_on = self._on and bool(self._enabled)
+
+    # -- on / off -----------------------------------------------------------------------------
+
+    def _set_on(self, on: bool) -> None:
+        self._on = on
+        self._update()
+        if not on:
+            self._wake_pipe()
+
+    # -- buffers ------------------------------------------------------------------------------
+
+    @property
+    def buffer_size_kb(self) -> int:
+        """
+        The size of each CPU's ring buffer in KiB (``buffer_size_kb``; 1408 by default).
+
+        Setting it resizes every CPU's buffer; a smaller size drops the oldest records, which
+        count as overwritten.
+
+        Raises:
+            TypeError: The new size is not an int.
+            ValueError: The new size is zero or negative.
+
+        .. versionadded:: 0.2
+        """
+        return self._size_kb
+
+    @buffer_size_kb.setter
+    def buffer_size_kb(self, kb: int) -> None:
+        check_int(kb, "Tracing.buffer_size_kb", "kb", lo=1, expected="a size in KiB >= 1")
+        self._size_kb = kb
+        limit = kb * 1024
+        for buf in self._cpus:
+            while buf.bytes > limit and buf.records:
+                old = buf.records.popleft()
+                buf.bytes -= old.event.size
+                buf.overrun += 1
+                buf.lost += 1
+
+    def _buffers(self) -> list[_CpuBuffer]:
+        need = self._kernel.nr_cpus
+        while len(self._cpus) < need:
+            self._cpus.append(_CpuBuffer())
+        return self._cpus
+
+    def clear(self) -> None:
+        """
+        Empty every ring buffer and reset its counters (``echo > trace``).
+
+        .. versionadded:: 0.2
+        """
+        for buf in self._cpus:
+            buf.records.clear()
+            buf.bytes = buf.overrun = buf.lost = 0
+
+    def _append(self, rec: TraceRecord) -> None:
+        bufs = self._cpus
+        if rec.cpu >= len(bufs):
+            bufs = self._buffers()
+        buf = bufs[rec.cpu]
+        records = buf.records
+        records.append(rec)
+        buf.bytes += rec.event.size
+        limit = self._size_kb * 1024
+        while buf.bytes > limit:
+            old = records.popleft()
+            buf.bytes -= old.event.size
+            buf.overrun += 1
+            buf.lost += 1
+        for sink in self.sinks:
+            sink(rec)
+        if self._pipe_wakeup is not None:
+            self._wake_pipe()
+
+    def _wake_pipe(self) -> None:
+        ev = self._pipe_wakeup
+        if ev is not None:
+            self._pipe_wakeup = None
+            ev.set()
+
+    # -- ids ----------------------------------------------------------------------------------
+
+    def trace_id(self, obj: object) -> int:
+        """
+        The stable id ``%p`` prints for *obj* in this kernel's trace: a 32-bit value, the same
+        for the object's whole life, distinct between objects (the kernel's hashed pointers).
+
+        .. versionadded:: 0.2
+        """
+        try:
+            return self._ids[obj]
+        except KeyError:
+            pass
+        except TypeError:  # not weakly referenceable (or unhashable): keep it alive instead
+            entry = self._strong_ids.get(id(obj))
+            if entry is not None:
+                return entry[1]
+            ident = self._new_id()
+            self._strong_ids[id(obj)] = (obj, ident)
+            return ident
+        ident = self._new_id()
+        self._ids[obj] = ident
+        return ident
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        # an odd multiplier is a bijection modulo 2**32: distinct, and hash-looking
+        return (0x9E3779B1 * self._next_id + 0x5BD1E995) & 0xFFFFFFFF
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def records(self) -> list[TraceRecord]:
+        """
+        Every record in the ring buffers, oldest first (all CPUs merged in the order the
+        events happened), without consuming them.
+
+        .. versionadded:: 0.2
+        """
+        merged = [rec for buf in self._cpus for rec in buf.records]
+        merged.sort(key=_seq_key)
+        return merged
+
+    def format_record(self, rec: TraceRecord) -> str:
+        """
+        One line of the ``trace`` file for *rec* (no newline).
+
+        .. versionadded:: 0.2
+        """
+        comm = "<idle>" if rec.pid == 0 else rec.comm
+        usecs = (rec.ts + 500) // 1000  # ns2usecs() rounds
+        secs, usec_rem = divmod(usecs, 1_000_000)
+        ev = rec.event
+        if ev is BPRINT:
+            ip, fmt, args = rec.fields
+            body = f"{ip}: {_bprint_text(fmt, args)}"
+        else:
+            body = f"{ev.name}: {ev.render(rec.fields, self)}"
+        return "%16s-%-7d [%03d] %s %5d.%06d: %s" % (
+            comm,
+            rec.pid,
+            rec.cpu,
+            rec.flag_chars,
+            secs,
+            usec_rem,
+            body,
+        )
+
+    def text(self) -> str:
+        """
+        The ``trace`` file: the header, then every record in the ring buffers, oldest first.
+
+        Reading does not consume (see :meth:`pipe`).
+
+        .. versionadded:: 0.2
+        """
+        entries = sum(len(buf.records) for buf in self._cpus)
+        written = entries + sum(buf.overrun for buf in self._cpus)
+        lines = [
+            "# tracer: nop",
+            "#",
+            f"# entries-in-buffer/entries-written: {entries}/{written}   #P:{self._kernel.nr_cpus}",
+            "#",
+            "#                                _-----=> irqs-off/BH-disabled",
+            "#                               / _----=> need-resched",
+            "#                              | / _---=> hardirq/softirq",
+            "#                              || / _--=> preempt-depth",
+            "#                              ||| / _-=> migrate-disable",
+            "#                              |||| /     delay",
+            "#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION",
+            "#              | |         |   |||||     |         |",
+        ]
+        lines.extend(self.format_record(rec) for rec in self.records())
+        return "\n".join(lines) + "\n"
+
+    def _consume(self) -> list[str]:
+        """Take the oldest record off its buffer: its line, preceded by a LOST line if due."""
+        best: _CpuBuffer | None = None
+        best_cpu = 0
+        for cpu, buf in enumerate(self._cpus):
+            if buf.records and (best is None or buf.records[0].seq < best.records[0].seq):
+                best, best_cpu = buf, cpu
+        if best is None:
+            return []
+        out = []
+        if best.lost:
+            out.append(f"CPU:{best_cpu} [LOST {best.lost} EVENTS]")
+            best.lost = 0
+        rec = best.records.popleft()
+        best.bytes -= rec.event.size
+        out.append(self.format_record(rec))
+        return out
+
+    def pipe(self) -> TracePipe:
+        """
+        ``trace_pipe``: an async iterator over the records as lines (no newline), each
+        consumed as it is read: ``async for line in k.tracing.pipe():``.
+
+        Waits while the buffers are empty. As the kernel's ``trace_pipe`` does, it keeps
+        waiting while tracing is off if it has returned nothing yet, and ends (EOF) when the
+        buffers are empty and tracing is off after it has returned something; it also ends
+        when the kernel halts. A reader that stops early leaves the rest in the buffers.
+        Before the first line of a CPU that lost events to overwriting since it was last
+        read comes ``CPU:N [LOST M EVENTS]``.
+
+        Context:
+            The iteration is async: each step is a checkpoint, and waits while empty.
+
+        .. versionadded:: 0.2
+        """
+        return TracePipe(self)
+
+
+class TracePipe:
+    """
+    A reader of ``trace_pipe`` (see :meth:`Tracing.pipe`): an async iterator of lines.
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("_pending", "_read", "_tracing")
+
+    def __init__(self, tracing: Tracing) -> None:
+        self._tracing = tracing  # I
+        self._pending: deque[str] = deque()  # A: a LOST line's event, not returned yet
+        self._read = False  # A: this reader has returned a line
+
+    def __aiter__(self) -> TracePipe:
+        return self
+
+    async def __anext__(self) -> str:
+        tracing = self._tracing
+        kernel = tracing._kernel
+        await anyio.lowlevel.checkpoint()
+        while True:
+            if self._pending:
+                return self._pending.popleft()
+            lines = tracing._consume()
+            if lines:
+                self._read = True
+                self._pending.extend(lines[1:])
+                return lines[0]
+            if kernel._halted or (self._read and not tracing._on):
+                raise StopAsyncIteration
+            ev = tracing._pipe_wakeup
+            if ev is None:
+                ev = tracing._pipe_wakeup = anyio.Event()
+            await ev.wait()
+
+
+def _seq_key(rec: TraceRecord) -> int:
+    return rec.seq
+
+
+def _bprint_text(fmt: str, args: tuple[object, ...]) -> str:
+    text = format_c(fmt, args)
+    return text[:-1] if text.endswith("\n") else text
+
+
+def emit(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: object) -> None:
+    """
+    Record *event* with its raw *fields*, on *task*'s CPU, if the event is enabled.
+
+    Call it only after the site's test of ``kernel._trace_on`` (the one check a disabled
+    tracepoint costs). *task* is the running task (in interrupt context, the borrowed one).
+
+    .. versionadded:: 0.2
+    """
+    tracing = kernel.tracing
+    if event not in tracing._enabled:
+        return
+    flags, depth = context_flags(task)
+    tracing._seq += 1
+    tracing._append(
+        TraceRecord(
+            kernel.get_ktime(),
+            tracing._seq,
+            task.cpu,
+            task.pid,
+            task.comm,
+            flags,
+            depth,
+            event,
+            fields,
+        )
+    )
+
+
+def emit_locked(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: object) -> None:
+    """:func:`emit` for a tracepoint the kernel fires with a raw spinlock held and local
+    interrupts saved (the timer base lock, the hrtimer base lock): the record shows interrupts
+    off and one more preempt level than *task* has."""
+    tracing = kernel.tracing
+    if event not in tracing._enabled:
+        return
+    flags, depth = context_flags(task)
+    if depth & 0xF < 15:
+        depth += 1
+    tracing._seq += 1
+    tracing._append(
+        TraceRecord(
+            kernel.get_ktime(),
+            tracing._seq,
+            task.cpu,
+            task.pid,
+            task.comm,
+            flags | TRACE_FLAG_IRQS_OFF,
+            depth,
+            event,
+            fields,
+        )
+    )
+
+
+def site_task(kernel: Kernel, cpu: int) -> TaskStruct:
+    """The task a tracepoint reached without one in hand records: the running task of
+    *kernel*, or CPU *cpu*'s idle task when none is (at boot, from a foreign context)."""
+    task = _current.get()
+    if task is None or task.kernel is not kernel:
+        return kernel.cpus[cpu].swapper
+    return task
+
+
+def trace_vector(kernel: Kernel, task: TaskStruct, vector: int, entry: bool) -> None:
+    """The ``irq_vectors`` entry (or exit) event of the model's system *vector*, with the x86
+    vector number; a CALL_FUNCTION IPI sent to one CPU is the CALL_FUNCTION_SINGLE vector, as
+    ``send_call_function_single_ipi()`` sends it."""
+    if vector == LOCAL_TIMER_VECTOR:
+        pair, number = (LOCAL_TIMER_ENTRY, LOCAL_TIMER_EXIT), X86_LOCAL_TIMER_VECTOR
+    elif vector == IRQ_WORK_VECTOR:
+        pair, number = (IRQ_WORK_ENTRY, IRQ_WORK_EXIT), X86_IRQ_WORK_VECTOR
+    else:
+        single = kernel.tracing._single_ipi
+        if task.cpu in single:
+            pair = (CALL_FUNCTION_SINGLE_ENTRY, CALL_FUNCTION_SINGLE_EXIT)
+            number = X86_CALL_FUNCTION_SINGLE_VECTOR
+            if not entry:
+                single.discard(task.cpu)
+        else:
+            pair, number = (CALL_FUNCTION_ENTRY, CALL_FUNCTION_EXIT), X86_CALL_FUNCTION_VECTOR
+    emit(kernel, task, pair[0] if entry else pair[1], number)
+
+
+def trace_ipi_send(kernel: Kernel, task: TaskStruct, targets: list[int], callsite: object) -> None:
+    """``ipi_send_cpu`` for one target (the CALL_FUNCTION_SINGLE IPI), else
+    ``ipi_send_cpumask``; the callback is the handler the IPI runs."""
+    from ._smp import call_function_interrupt
+
+    if len(targets) == 1:
+        kernel.tracing._single_ipi.add(targets[0])
+        emit(kernel, task, IPI_SEND_CPU, targets[0], callsite, call_function_interrupt)
+    else:
+        emit(
+            kernel,
+            task,
+            IPI_SEND_CPUMASK,
+            tuple(targets),
+            callsite,
+            call_function_interrupt,
+            kernel.nr_cpus,
+        )
+
+
+def trace_id(obj: object, tracing: Tracing | None = None) -> int:
+    """
+    The stable id ``%p`` prints for *obj* in *tracing* (default: the current kernel's).
+
+    .. versionadded:: 0.2
+    """
+    if tracing is None:
+        tracing = _cur().kernel.tracing
+    return tracing.trace_id(obj)
+
+
+def trace_printk(fmt: str, *args: object) -> int:
+    """
+    Write a line to the trace buffer of this CPU (the kernel's ``trace_printk()``).
+
+    The line shows the calling function's name, then the text formatted C-style as
+    ``printk`` formats it (a trailing ``\\n`` ends the line, as in the kernel). Nothing is
+    written while tracing is off; no event needs to be enabled.
+
+    Returns:
+        The number of characters of the text, or 0 when tracing is off.
+
+    Raises:
+        TypeError: *fmt* is not a str, or *args* do not match it.
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.2
+    """
+    check_str(fmt, "trace_printk", "fmt")
+    task = _cur()
+    text = format_c(fmt, args, "trace_printk")
+    kernel = task.kernel
+    tracing = kernel.tracing
+    if not tracing._on:
+        return 0
+    frame = sys._getframe(1)
+    caller = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
+    flags, depth = context_flags(task)
+    tracing._seq += 1
+    tracing._append(
+        TraceRecord(
+            kernel.get_ktime(),
+            tracing._seq,
+            task.cpu,
+            task.pid,
+            task.comm,
+            flags,
+            depth,
+            BPRINT,
+            (caller, fmt, args),
+        )
+    )
+    return len(text)
+
+
+def tracing_on() -> None:
+    """
+    Turn tracing on for the current kernel (``echo 1 > tracing_on``; the default).
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.2
+    """
+    _cur().kernel.tracing._set_on(True)
+
+
+def tracing_off() -> None:
+    """
+    Turn tracing off for the current kernel: nothing is recorded until :func:`tracing_on`;
+    what is in the buffers stays (``echo 0 > tracing_on``).
+
+    Context:
+        Any context; never sleeps.
+
+    .. versionadded:: 0.2
+    """
+    _cur().kernel.tracing._set_on(False)
+
+
+def tracing_is_on() -> bool:
+    """
+    Whether tracing is on for the current kernel.
+
+    .. versionadded:: 0.2
+    """
+    return _cur().kernel.tracing._on
+
+
+def iter_events() -> Iterator[TraceEvent]:
+    """Every event defined (for writers that need the definitions)."""
+    return iter(_events)
+
+
+# -- irq (include/trace/events/irq.h) ------------------------------------------------------------
+
+
+def _softirq_args(vec: int) -> tuple[object, ...]:
+    # show_softirq_name(): __print_symbolic over SOFTIRQ_NAME_LIST (a number it lacks prints as
+    # itself in hex, as __print_symbolic does)
+    return (vec, SOFTIRQ_NAMES[vec] if 0 <= vec < len(SOFTIRQ_NAMES) else "0x%x" % vec)
+
+
+SOFTIRQ_RAISE = define_event(
+    "irq", "softirq_raise", ("unsigned int vec",), "vec=%u [action=%s]", _softirq_args
+)
+SOFTIRQ_ENTRY = define_event(
+    "irq", "softirq_entry", ("unsigned int vec",), "vec=%u [action=%s]", _softirq_args
+)
+SOFTIRQ_EXIT = define_event(
+    "irq", "softirq_exit", ("unsigned int vec",), "vec=%u [action=%s]", _softirq_args
+)
+
+IRQ_HANDLER_ENTRY = define_event(
+    "irq", "irq_handler_entry", ("int irq", "__string name"), "irq=%d name=%s"
+)
+IRQ_HANDLER_EXIT = define_event(
+    "irq",
+    "irq_handler_exit",
+    ("int irq", "int ret"),
+    "irq=%d ret=%s",
+    lambda irq, ret: (irq, "handled" if ret else "unhandled"),
+)
+TASKLET_ENTRY = define_event(
+    "irq", "tasklet_entry", ("void * tasklet", "void * func"), "tasklet=%ps function=%ps"
+)
+TASKLET_EXIT = define_event(
+    "irq", "tasklet_exit", ("void * tasklet", "void * func"), "tasklet=%ps function=%ps"
+)
+
+
+# -- timer (include/trace/events/timer.h) ----------------------------------------------------------
+
+#: TIMER_ARRAYSHIFT and the bits of ``timer->flags`` ``timer_start`` decodes (include/linux/timer.h)
+TIMER_ARRAYSHIFT = 22
+_TIMER_FLAG_NAMES = (
+    (TIMER_MIGRATING, "M"),
+    (TIMER_DEFERRABLE, "D"),
+    (TIMER_PINNED, "P"),
+    (TIMER_IRQSAFE, "I"),
+)
+#: TIMER_TRACE_FLAGMASK
+_TIMER_TRACE_FLAGMASK = TIMER_MIGRATING | TIMER_DEFERRABLE | TIMER_PINNED | TIMER_IRQSAFE
+
+
+def _timer_flags(flags: int) -> str:
+    """``decode_timer_flags()``: ``__print_flags(flags, "|", ...)``."""
+    return "|".join(name for bit, name in _TIMER_FLAG_NAMES if flags & bit)
+
+
+def _timer_start_args(
+    timer: object, function: object, expires: int, bucket_expiry: int, now: int, flags: int
+) -> tuple[object, ...]:
+    return (
+        timer,
+        function,
+        expires,
+        (expires - now + 2**63) % 2**64 - 2**63,  # (long)expires - now
+        bucket_expiry,
+        flags & TIMER_CPUMASK,
+        flags >> TIMER_ARRAYSHIFT,
+        _timer_flags(flags & _TIMER_TRACE_FLAGMASK),
+    )
+
+
+TIMER_INIT = define_event("timer", "timer_init", ("void * timer",), "timer=%p")
+TIMER_START = define_event(
+    "timer",
+    "timer_start",
+    (
+        "void * timer",
+        "void * function",
+        "unsigned long expires",
+        "unsigned long bucket_expiry",
+        "unsigned long now",
+        "unsigned int flags",
+    ),
+    "timer=%p function=%ps expires=%lu [timeout=%ld] bucket_expiry=%lu cpu=%u idx=%u flags=%s",
+    _timer_start_args,
+)
+TIMER_EXPIRE_ENTRY = define_event(
+    "timer",
+    "timer_expire_entry",
+    ("void * timer", "unsigned long now", "void * function", "unsigned long baseclk"),
+    "timer=%p function=%ps now=%lu baseclk=%lu",
+    lambda timer, now, function, baseclk: (timer, function, now, baseclk),
+)
+TIMER_EXPIRE_EXIT = define_event("timer", "timer_expire_exit", ("void * timer",), "timer=%p")
+TIMER_CANCEL = define_event("timer", "timer_cancel", ("void * timer",), "timer=%p")
+
+_CLOCKIDS = {0: "CLOCK_REALTIME", 1: "CLOCK_MONOTONIC", 7: "CLOCK_BOOTTIME", 11: "CLOCK_TAI"}
+_HRTIMER_MODES = {
+    0x00: "ABS",
+    0x01: "REL",
+    0x02: "ABS|PINNED",
+    0x03: "REL|PINNED",
+    0x04: "ABS|SOFT",
+    0x05: "REL|SOFT",
+    0x06: "ABS|PINNED|SOFT",
+    0x07: "REL|PINNED|SOFT",
+    0x08: "ABS|HARD",
+    0x09: "REL|HARD",
+    0x0A: "ABS|PINNED|HARD",
+    0x0B: "REL|PINNED|HARD",
+}
+
+
+def _symbolic(table: dict[int, str], value: int) -> str:
+    """``__print_symbolic``: the name, or the value in hex when the table lacks it."""
+    name = table.get(value)
+    return name if name is not None else "0x%x" % value
+
+
+HRTIMER_INIT = define_event(
+    "timer",
+    "hrtimer_init",
+    ("void * hrtimer", "clockid_t clockid", "enum hrtimer_mode mode"),
+    "hrtimer=%p clockid=%s mode=%s",
+    lambda hrtimer, clockid, mode: (
+        hrtimer,
+        _symbolic(_CLOCKIDS, clockid),
+        _symbolic(_HRTIMER_MODES, mode),
+    ),
+)
+HRTIMER_START = define_event(
+    "timer",
+    "hrtimer_start",
+    ("void * hrtimer", "void * function", "s64 expires", "s64 softexpires", "int mode"),
+    "hrtimer=%p function=%ps expires=%llu softexpires=%llu mode=%s",
+    lambda hrtimer, function, expires, softexpires, mode: (
+        hrtimer,
+        function,
+        expires,
+        softexpires,
+        _symbolic(_HRTIMER_MODES, mode),
+    ),
+)
+HRTIMER_EXPIRE_ENTRY = define_event(
+    "timer",
+    "hrtimer_expire_entry",
+    ("void * hrtimer", "s64 now", "void * function"),
+    "hrtimer=%p function=%ps now=%llu",
+    lambda hrtimer, now, function: (hrtimer, function, now),
+)
+HRTIMER_EXPIRE_EXIT = define_event(
+    "timer", "hrtimer_expire_exit", ("void * hrtimer",), "hrtimer=%p"
+)
+HRTIMER_CANCEL = define_event("timer", "hrtimer_cancel", ("void * hrtimer",), "hrtimer=%p")
+
+
+# -- ipi (include/trace/events/ipi.h) and csd (include/trace/events/csd.h) -------------------------
+
+
+def _cpumask(cpus: Sequence[int], nbits: int) -> str:
+    """``__get_cpumask()``: ``%*pb``, the mask in hex, 32-bit chunks joined by commas, the
+    first chunk as wide as its bits need."""
+    value = 0
+    for cpu in cpus:
+        value |= 1 << cpu
+    chunks = []
+    first = nbits % 32 or 32
+    top = ((nbits + 31) // 32 - 1) * 32
+    shift = top
+    width = (first + 3) // 4
+    while shift >= 0:
+        chunks.append("%0*x" % (width, (value >> shift) & 0xFFFFFFFF))
+        shift -= 32
+        width = 8
+    return ",".join(chunks)
+
+
+IPI_SEND_CPU = define_event(
+    "ipi",
+    "ipi_send_cpu",
+    ("unsigned int cpu", "void * callsite", "void * callback"),
+    "cpu=%u callsite=%pS callback=%pS",
+)
+IPI_SEND_CPUMASK = define_event(
+    "ipi",
+    "ipi_send_cpumask",
+    ("__cpumask cpumask", "void * callsite", "void * callback", "int nr_cpumask_bits"),
+    "cpumask=%s callsite=%pS callback=%pS",
+    lambda cpus, callsite, callback, nbits: (_cpumask(cpus, nbits), callsite, callback),
+)
+CSD_QUEUE_CPU = define_event(
+    "csd",
+    "csd_queue_cpu",
+    ("unsigned int cpu", "void * callsite", "void * func", "void * csd"),
+    "cpu=%u callsite=%pS func=%ps csd=%p",
+)
+CSD_FUNCTION_ENTRY = define_event(
+    "csd", "csd_function_entry", ("void * func", "void * csd"), "func=%ps, csd=%p"
+)
+CSD_FUNCTION_EXIT = define_event(
+    "csd", "csd_function_exit", ("void * func", "void * csd"), "func=%ps, csd=%p"
+)
+
+
+# -- irq_vectors (arch/x86/include/asm/trace/irq_vectors.h) ----------------------------------------
+
+#: The x86 vector numbers the model's system vectors stand for (arch/x86/include/asm/irq_vectors.h)
+X86_LOCAL_TIMER_VECTOR = 0xEC
+X86_IRQ_WORK_VECTOR = 0xF6
+X86_CALL_FUNCTION_SINGLE_VECTOR = 0xFB
+X86_CALL_FUNCTION_VECTOR = 0xFC
+
+
+def _vector_event(name: str) -> TraceEvent:
+    return define_event("irq_vectors", name, ("int vector",), "vector=%d")
+
+
+LOCAL_TIMER_ENTRY = _vector_event("local_timer_entry")
+LOCAL_TIMER_EXIT = _vector_event("local_timer_exit")
+IRQ_WORK_ENTRY = _vector_event("irq_work_entry")
+IRQ_WORK_EXIT = _vector_event("irq_work_exit")
+CALL_FUNCTION_ENTRY = _vector_event("call_function_entry")
+CALL_FUNCTION_EXIT = _vector_event("call_function_exit")
+CALL_FUNCTION_SINGLE_ENTRY = _vector_event("call_function_single_entry")
+CALL_FUNCTION_SINGLE_EXIT = _vector_event("call_function_single_exit")
