@@ -2,6 +2,7 @@
 
 ``nox`` with no arguments runs the default sessions: lint, typecheck and tests.
 ``nox -s bench`` runs the benchmarks; it is not part of the default run.
+``nox -s docs`` builds the documentation site (warnings are errors) into ``docs/_build/html``.
 ``nox -s build`` builds the sdist and wheel, checks them, and runs the demo from the wheel
 installed in a fresh virtual environment.
 """
@@ -63,6 +64,18 @@ def bench(session: nox.Session) -> None:
     _install_project(session, "bench")
     for script in scripts:
         session.run("python", str(script.relative_to(ROOT)), *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with every warning an error, then check it needs no network."""
+    _install_project(session, "docs")
+    out = ROOT / "docs" / "_build" / "html"
+    shutil.rmtree(out, ignore_errors=True)
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-n", "-b", "html", "docs", str(out), *session.posargs
+    )
+    session.run("python", "docs/_tools/check_offline.py", str(out))
 
 
 @nox.session
