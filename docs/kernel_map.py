@@ -86,7 +86,7 @@ GROUPS: tuple[Group, ...] = (
         "timer",
         "Timers and jiffies",
         "Timers on the jiffy-based timer wheel, and jiffy arithmetic.",
-        "timers/timers-howto.html",
+        "driver-api/basics.html",
         ("kernel/time/timer.c", "include/linux/jiffies.h", "include/linux/timer.h"),
     ),
     Group(
