@@ -104,7 +104,7 @@ class Bitmap:
 
     Raises:
         TypeError: *nbits* is not an int.
-        ValueError: *nbits* is negative or above :data:`MAX_NBITS`.
+        ValueError: *nbits* is negative or above ``MAX_NBITS``.
 
     .. versionadded:: 0.2
     """
@@ -163,7 +163,7 @@ def DECLARE_BITMAP(nbits: int) -> Bitmap:
 
     Raises:
         TypeError: *nbits* is not an int.
-        ValueError: *nbits* is negative or above :data:`MAX_NBITS`.
+        ValueError: *nbits* is negative or above ``MAX_NBITS``.
 
     .. versionadded:: 0.2
     """

@@ -179,7 +179,7 @@ class Kernel:
             :class:`~kdefer_async.ShutdownReport`: every deferred item that did not run to
             completion (each also named in dmesg), and how the kernel was left.
 
-    Leaving the block normally runs what is queued (see :attr:`shutdown_timeout`). Leaving it
+    Leaving the block normally runs what is queued (see *shutdown_timeout*). Leaving it
     by an exception or a cancellation (a timeout, Ctrl+C, a failing sibling task), or by a
     panic, aborts at once: nothing queued starts any more, running work functions are cancelled
     at their next ``await``, and every item that does not run is named in dmesg and counted in

@@ -160,7 +160,7 @@ class _VirtualTimeSelector(selectors.BaseSelector):
 class VirtualTimeEventLoop(asyncio.SelectorEventLoop):
     """A selector event loop running on a :class:`VirtualClock`.
 
-    :meth:`time` returns the virtual clock, so ``call_later``, ``asyncio.sleep``,
+    ``time()`` returns the virtual clock, so ``call_later``, ``asyncio.sleep``,
     ``asyncio.timeout`` and ``anyio.current_time()`` all use virtual time.  The
     clock jumps to the next timer whenever the loop would otherwise wait for it.
     """

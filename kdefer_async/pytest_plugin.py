@@ -285,7 +285,7 @@ class KernelReports:
 
     @property
     def expected(self) -> tuple[str, ...]:
-        """The expected texts: the marker's, then those given to :meth:`expect`."""
+        """The expected texts, the marker's first, then those given to :meth:`expect`."""
         return tuple(self._expected)
 
     def expect(self, text: str) -> None:
