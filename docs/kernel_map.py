@@ -176,6 +176,14 @@ GROUPS: tuple[Group, ...] = (
         ("include/linux/module.h", "include/linux/moduleparam.h"),
     ),
     Group(
+        "trace",
+        "Tracing",
+        "The kernel's tracepoints, the tracefs of a kernel (``k.tracing``) and "
+        "``trace_printk``.",
+        "trace/ftrace.html",
+        ("kernel/trace/trace.c", "kernel/trace/trace_output.c", "include/trace/events/irq.h"),
+    ),
+    Group(
         "errno",
         "Error numbers",
         "The kernel's error numbers, as functions return them negated.",
@@ -194,6 +202,7 @@ MODULES: dict[str, str] = {
     "_preempt": "context",
     "_sleeping": "context",
     "_delay": "context",
+    "_trace": "trace",
     "_hardirq": "irq",
     "_threadirq": "irq",
     "_softirq": "softirq",
@@ -338,6 +347,11 @@ EXPLICIT: dict[str, Explicit] = {
     "Semaphore": Explicit("struct semaphore", ident="semaphore"),
     "RwSemaphore": Explicit("struct rw_semaphore", ident="rw_semaphore"),
     # data
+    "Tracing": Explicit(
+        "/sys/kernel/tracing (tracefs)",
+        "One kernel's tracing directory: its events, ring buffers and trace files.",
+        ident="tracing_init_tracefs",
+    ),
     "Atomic": Explicit("atomic_t", ident="atomic_t"),
     "Atomic64": Explicit("atomic64_t", ident="atomic64_t"),
     "Bitmap": Explicit("unsigned long name[BITS_TO_LONGS(nbits)]", ident="DECLARE_BITMAP"),

@@ -1041,6 +1041,9 @@ def tracing_is_on() -> bool:
     """
     Whether tracing is on for the current kernel.
 
+    Context:
+        Any context; never sleeps: it only reads state.
+
     .. versionadded:: 0.2
     """
     return _cur().kernel.tracing._on
