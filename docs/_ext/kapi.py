@@ -24,6 +24,10 @@ import kdefer_async.testing
 PACKAGE_DIR = Path(kdefer_async.__file__).resolve().parent
 OUT = Path(__file__).resolve().parents[1] / "api" / "_generated"
 
+#: Types of the package that public methods return but that are not public names themselves
+#: (the records and the pipe of ``Kernel.tracing``): shown as plain text.
+RETURNED_TYPES = {"TraceRecord", "TracePipe", "TraceEvent"}
+
 #: Type names that signatures mention and this site does not document (the standard library,
 #: anyio, trio, loguru): shown as plain text.
 EXTERNAL = {
@@ -346,6 +350,8 @@ def _missing_reference(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
     target = node.get("reftarget", "")
     if node.get("refdomain") == "py" and re.fullmatch(r"kdefer_async\.[\w.]*\._?[A-Z]", target):
         return contnode  # a type variable (``T``, ``F``) of a private module
+    if node.get("refdomain") == "py" and target.split(".")[-1] in RETURNED_TYPES:
+        return contnode  # described by the docstring of the method that returns it
     if node.get("refdomain") == "py" and (
         target in EXTERNAL
         or (target.split(".")[-1] in EXTERNAL and not target.startswith("kdefer_async"))
