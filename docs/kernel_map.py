@@ -178,8 +178,7 @@ GROUPS: tuple[Group, ...] = (
     Group(
         "trace",
         "Tracing",
-        "The kernel's tracepoints, the tracefs of a kernel (``k.tracing``) and "
-        "``trace_printk``.",
+        "The kernel's tracepoints, the tracefs of a kernel (``k.tracing``) and ``trace_printk``.",
         "trace/ftrace.html",
         ("kernel/trace/trace.c", "kernel/trace/trace_output.c", "include/trace/events/irq.h"),
     ),
