@@ -259,7 +259,7 @@ def _spin(task: TaskStruct, ns: int) -> None:
         _watchdog_enter(kernel, cpu, bw)
     try:
         if advance is None:
-            _spin_real(kernel, cpu, task, bw, first_jiffy)
+            _spin_real(kernel, cpu, task, bw, first_jiffy, ns / 1e9)
         else:
             _spin_virtual(kernel, cpu, task, bw, first_jiffy, advance)
     finally:
@@ -321,14 +321,19 @@ def _spin_virtual(
         next_jiffy = max(next_jiffy, kernel.get_jiffies() + 1)
 
 
-def _spin_real(kernel: Kernel, cpu: CPU, task: TaskStruct, bw: BusyWait, next_jiffy: int) -> None:
+def _spin_real(
+    kernel: Kernel, cpu: CPU, task: TaskStruct, bw: BusyWait, next_jiffy: int, duration: float
+) -> None:
     import time
 
     clock = kernel._clock
     ts = kernel._ts_irqs
     end = bw.end
     perf = time.perf_counter
-    give_up = perf() + (end - clock()) + _STUCK_CLOCK_SLACK
+    # the delay in wall time too: a loop clock with a coarse resolution (uvloop counts whole
+    # milliseconds) may reach ``end`` early, and a delay never returns early
+    wall_end = perf() + duration
+    give_up = wall_end + _STUCK_CLOCK_SLACK
     last = -math.inf
     while True:
         when = _next_event(kernel, cpu, next_jiffy, last)
@@ -342,6 +347,9 @@ def _spin_real(kernel: Kernel, cpu: CPU, task: TaskStruct, bw: BusyWait, next_ji
             elif perf() > give_up:
                 return  # the loop's clock does not move by itself: stop after the wall time
         if when > end:
+            while perf() < wall_end:
+                if ts.queue:
+                    _threadsafe_irqs(kernel)
             return
         _timer_interrupt(cpu, task)
         last = when
