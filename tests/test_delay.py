@@ -575,7 +575,7 @@ class TestCondResched:
             done: list[int] = []
             queue_work_on(0, system_percpu_wq, Work(lambda _w: done.append(1)))
             results = []
-            for _ in range(50):
+            for _ in range(500):
                 results.append(await cond_resched())
                 if done:
                     break
@@ -749,3 +749,18 @@ class TestArguments:
             TypeError, match=r"^Kernel\(\) expects a bool for 'debug_preempt', got int$"
         ):
             Kernel(debug_preempt=1)  # type: ignore[arg-type]
+
+
+class TestWallTime:
+    async def test_a_delay_never_returns_early_on_the_real_clock(self, virtual: bool) -> None:
+        """BW-05 on the real clock: udelay(300) lasts at least 300 us of wall time, every time,
+        whatever the resolution of the loop's clock (uvloop's counts whole milliseconds)."""
+        if virtual:
+            pytest.skip("a virtual clock moves by the delay and takes no wall time")
+        async with Kernel(nr_cpus=1, hz=250):
+            took = []
+            for _ in range(500):
+                t = time.perf_counter()
+                kdefer_async.udelay(300)
+                took.append(time.perf_counter() - t)
+            assert min(took) >= 300e-6
