@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
+from helpers import softirqs_done
 from hypothesis import given, settings, strategies as st
 
 import kdefer_async
@@ -387,7 +388,7 @@ class TestInit:
 
 
 class TestSchedule:
-    async def test_state_bits_inside_and_outside_the_callback(self) -> None:
+    async def test_state_bits_inside_and_outside_the_callback(self, virtual: bool) -> None:
         """TL-02: SCHED set while queued; inside, SCHED clear and RUN set; both clear after."""
         inside: list[tuple[int, int]] = []
 
@@ -405,6 +406,7 @@ class TestSchedule:
             tasklet_schedule(t)
             assert (sched_bit(t), run_bit(t)) == (1, 0)
             local_bh_enable()
+            await softirqs_done(virtual)
             assert inside == [(0, 1), (1, 1), (0, 1)]
             assert (sched_bit(t), run_bit(t)) == (0, 0)
 
