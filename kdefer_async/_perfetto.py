@@ -207,7 +207,6 @@ class Converter:
         self._just_queued: int | None = None  # A: the work the last record queued
         self._csd: dict[int, int] = {}  # A: csd id -> flow
         self._wakes: dict[int, int] = {}  # A: pid -> flow of its wake-up
-        self._has_switch = any(e.name == "sched_switch" for e in tracing._enabled)  # I
         self._field_pos: dict[tuple[int, str], int] = {}  # A: (event id, field) -> position
         #: A: when a set, the ids of the point events (1 ns arrow ends) emitted, for a reader
         #: that tells them from real slices (a slice may last 1 ns too)
@@ -810,7 +809,8 @@ class Converter:
             "target_cpu": self._field(rec, "target_cpu", 3),
         }
         tid = self._ctx(rec)
-        if not self._has_switch or not isinstance(pid, int) or pid in self._wakes:
+        switch = any(e.name == "sched_switch" for e in self._tracing._enabled)
+        if not switch or not isinstance(pid, int) or pid in self._wakes:
             self._instant(tid, rec.event.name, "sched", t, args)
             return
         flow = self._wakes[pid] = self._new_flow()
