@@ -404,6 +404,7 @@ class Kernel:
             # boot itself was cancelled (or failed): nothing was handed to the kernel yet
             self.shutdown_report = ShutdownReport(exit_reason(exc, self)[0])
             self._halted = True
+            self.tracing._halt()
             if self._root is not None:
                 self._root.cancel_scope.cancel()
             group.cancel_scope.cancel()
@@ -493,7 +494,7 @@ class Kernel:
             begin_abort(self, "panic", "the kernel panicked")
         finally:
             self._halted = True
-            self.tracing._wake_pipe()  # a trace_pipe reader sees the end
+            self.tracing._halt()  # a trace_pipe reader sees the end; streams are closed
             root.cancel_scope.cancel()  # every kernel task: running work sees a cancellation
             outer = self._outer
             assert outer is not None

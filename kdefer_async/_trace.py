@@ -45,6 +45,7 @@ The record (:class:`TraceRecord`, what sinks receive and :meth:`Tracing.records`
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import sys
 import weakref
@@ -55,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.lowlevel
 
-from ._check import bad_type, bad_value, check_instance, check_int, check_str
+from ._check import bad_type, bad_value, check_bool, check_instance, check_int, check_str
 from ._consts import (
     HARDIRQ_MASK,
     IRQ_WORK_VECTOR,
@@ -75,6 +76,7 @@ from ._printk import format_c, symbol_name
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
+    from ._perfetto import PerfettoStream
 
 __all__ = [
     "TRACE_FLAG_BH_OFF",
@@ -458,6 +460,8 @@ class Tracing:
     tracing is on (:func:`tracing_on`, the default) each enabled event is recorded in the ring
     buffer of the CPU it happened on. :meth:`text` renders the ``trace`` file, :meth:`pipe`
     consumes like ``trace_pipe``; :attr:`sinks` are called with each record as it is recorded.
+    :meth:`write_perfetto` and :meth:`stream_perfetto` write a timeline for ui.perfetto.dev,
+    :meth:`write_timeline` draws one as a picture.
 
     Attributes:
         sinks: Callables called with each :class:`TraceRecord` as it is recorded, in order
@@ -483,6 +487,7 @@ class Tracing:
         #: A: CPUs whose CALL_FUNCTION IPI was sent to them alone (CALL_FUNCTION_SINGLE)
         self._single_ipi: set[int] = set()
         self._pipe_wakeup: anyio.Event | None = None  # A: set when a pipe reader waits
+        self._streams: list[PerfettoStream] = []  # A: open stream_perfetto() writers
 
     def __repr__(self) -> str:
         state = "on" if self._on else "off"
@@ -784,6 +789,106 @@ class Tracing:
         best.bytes -= rec.event.size
         out.append(self.format_record(rec))
         return out
+
+    # -- timelines (the writers live in _perfetto and _timeline) --------------------------------
+
+    def write_perfetto(self, path: str | os.PathLike[str]) -> None:
+        """
+        Write the records in the ring buffers as a timeline for ui.perfetto.dev: a
+        Chrome/Perfetto JSON object trace (``{"traceEvents": [...]}``), gzip-compressed when
+        *path* ends in ``.gz``.
+
+        One process per CPU (``CPU N``) holds its ``hardirq`` and ``softirq`` tracks, with the
+        tasklets, timer callbacks and BH work nested in the softirq slice that ran them; the
+        ``kernel`` process has a thread per kernel task (kworkers, ksoftirqd, kthreads), the
+        ``init`` process the user tasks; arrows follow each queueing instance (a work item from
+        ``queue_work`` to its execution, a timer from its arm to its expiry, a tasklet or a
+        softirq from its raise to its run); counters show each CPU's pending softirqs and each
+        workqueue's active and inactive items. Slices still open are written as begun, not
+        ended. The layout and its choices: the docstring of ``kdefer_async._perfetto``.
+
+        Raises:
+            TypeError: *path* is not a str or an ``os.PathLike``.
+            OSError: The file cannot be written (the error names the path).
+
+        Context:
+            Any context (it does not sleep), though a large trace takes a while.
+
+        .. versionadded:: 0.2
+        """
+        from ._perfetto import check_path, write_perfetto
+
+        write_perfetto(self, check_path(path, "Tracing.write_perfetto"))
+
+    def stream_perfetto(self, path: str | os.PathLike[str]) -> PerfettoStream:
+        """
+        Write the timeline of :meth:`write_perfetto` as the events are recorded, for runs too
+        long for the ring buffers: from now until the stream is closed, every record goes to
+        *path* too (gzip-compressed when it ends in ``.gz``), in the bare-array JSON form
+        (``[`` and one event per line), which Perfetto loads even if the program dies before
+        the end. Memory stays constant whatever the length of the run.
+
+        The stream closes when the kernel halts (the end of ``async with Kernel()``), or
+        earlier by :meth:`PerfettoStream.close` (it is also a context manager). It may be
+        opened before the kernel boots, to trace from the first event.
+
+        Returns:
+            The open :class:`~kdefer_async._perfetto.PerfettoStream`.
+
+        Raises:
+            TypeError: *path* is not a str or an ``os.PathLike``.
+            OSError: The file cannot be created (the error names the path).
+
+        Context:
+            Any context; never sleeps.
+
+        .. versionadded:: 0.2
+        """
+        from ._perfetto import PerfettoStream, check_path
+
+        return PerfettoStream(self, check_path(path, "Tracing.stream_perfetto"))
+
+    def write_timeline(self, path: str | os.PathLike[str], *, linear: bool = False) -> None:
+        """
+        Draw the records in the ring buffers as a static timeline picture: SVG, or PNG when
+        *path* ends in ``.png``. Needs matplotlib (``pip install kdefer-async[timeline]``).
+
+        One lane per CPU for hardirq and one for softirq, then one lane per kernel task
+        (kworkers, ksoftirqd, kthreads) and per user task that has events; slices coloured by
+        kind, with a legend; arrows for a sample of the flows of :meth:`write_perfetto`. By
+        default the time axis is compressed so that events in one instant (virtual time) stay
+        apart and long idle gaps do not flatten the rest: each step between two event
+        boundaries gets one unit plus the logarithm of its length; the axis is labelled with
+        the real times. ``linear=True`` draws real time to scale.
+
+        Raises:
+            TypeError: *path* is not a str or an ``os.PathLike``, or *linear* not a bool.
+            ValueError: *path* does not end in ``.svg`` or ``.png``.
+            ImportError: matplotlib is not installed (the message names the extra).
+            OSError: The file cannot be written.
+
+        Context:
+            Any context (it does not sleep), though drawing takes a while.
+
+        .. versionadded:: 0.2
+        """
+        from ._perfetto import check_path
+
+        target = check_path(path, "Tracing.write_timeline")
+        if not target.lower().endswith((".svg", ".png")):
+            raise bad_value(
+                "Tracing.write_timeline", "path", "a path ending in .svg or .png", target
+            )
+        check_bool(linear, "Tracing.write_timeline", "linear")
+        from ._timeline import write_timeline
+
+        write_timeline(self, target, linear=linear)
+
+    def _halt(self) -> None:
+        """The kernel halted: readers of ``trace_pipe`` see the end, streams are closed."""
+        self._wake_pipe()
+        for stream in list(self._streams):
+            stream.close()
 
     def pipe(self) -> TracePipe:
         """

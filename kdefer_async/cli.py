@@ -12,6 +12,7 @@ Ctrl+C stops the kernel at once.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import sys
@@ -25,6 +26,7 @@ import anyio.abc
 from ._consts import SIGINT, TASK_INTERRUPTIBLE
 from ._exceptions import KernelPanic, ModuleLoadError
 from ._kernel import Kernel
+from ._perfetto import PerfettoStream
 
 __all__ = ["main", "run_as_script"]
 
@@ -108,6 +110,30 @@ def _parser() -> argparse.ArgumentParser:
             default=None,
             metavar="SECONDS",
             help="keep the modules loaded this long instead of until quiet",
+        )
+        sp.add_argument(
+            "--trace",
+            metavar="FILE.json[.gz]",
+            default=None,
+            help="write a timeline for ui.perfetto.dev to FILE as the run goes (gzip for .gz)",
+        )
+        sp.add_argument(
+            "--trace-events",
+            metavar="SPEC",
+            default=None,
+            help="the events to trace, as written to set_event, comma-separated "
+            "(default: all, '*:*'); traces even without --trace",
+        )
+        sp.add_argument(
+            "--ftrace",
+            action="store_true",
+            help="print the text trace (/sys/kernel/tracing/trace) at the end",
+        )
+        sp.add_argument(
+            "--timeline",
+            metavar="FILE.svg",
+            default=None,
+            help="draw a timeline picture of the trace (.svg or .png; needs matplotlib)",
         )
         sp.add_argument("--no-color", action="store_true", help="never colour the log")
         sp.add_argument(
@@ -277,9 +303,40 @@ def _run(args: argparse.Namespace, paths: Sequence[str]) -> int:
     colour = sys.stdout.isatty() and not args.no_color and "NO_COLOR" not in os.environ
     console = _Console(sys.stdout, colour)
     holder: dict[str, Kernel] = {}
+    tracing = bool(args.trace or args.ftrace or args.timeline or args.trace_events is not None)
+    if args.timeline is not None:
+        if not args.timeline.lower().endswith((".svg", ".png")):
+            print(
+                f"kdefer-async: --timeline {args.timeline}: not a .svg or .png file",
+                file=sys.stderr,
+            )
+            return 2
+        if importlib.util.find_spec("matplotlib") is None:
+            print(
+                "kdefer-async: --timeline needs matplotlib: pip install 'kdefer-async[timeline]'",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        kernel = Kernel(
+            args.cpus,
+            args.hz,
+            console=console,
+            trace=(True if args.trace_events is None else args.trace_events) if tracing else False,
+        )
+    except ValueError as exc:
+        print(f"kdefer-async: --trace-events: {exc}", file=sys.stderr)
+        return 2
+    stream = None
+    if args.trace is not None:
+        try:
+            stream = kernel.tracing.stream_perfetto(args.trace)
+        except OSError as exc:
+            print(f"kdefer-async: --trace: {exc}", file=sys.stderr)
+            return 2
 
     async def boot() -> int:
-        async with Kernel(args.cpus, args.hz, console=console) as kernel:
+        async with kernel:
             holder["k"] = kernel
             return await _session(paths, args.duration, getattr(args, "param", []))
 
@@ -292,11 +349,10 @@ def _run(args: argparse.Namespace, paths: Sequence[str]) -> int:
         status = anyio.run(boot, backend=args.backend, backend_options=options)
     except KernelPanic as exc:
         print(f"kdefer-async: kernel panic: {exc}", file=sys.stderr)
-        return 3
+        return _trace_outputs(args, kernel, stream, 3)
     except KeyboardInterrupt:
-        return 130
-    kernel = holder.get("k")
-    if kernel is not None and not args.quiet_stats:
+        return _trace_outputs(args, kernel, stream, 130)
+    if holder and not args.quiet_stats:
         print("\n$ cat /proc/softirqs")
         print(kernel.proc_softirqs(), end="")
         print("\n$ cat /proc/interrupts")
@@ -305,6 +361,29 @@ def _run(args: argparse.Namespace, paths: Sequence[str]) -> int:
         if stats is not None:
             print("\n$ wq_monitor.py")
             print(stats(), end="")
+    return _trace_outputs(args, kernel, stream, status)
+
+
+def _trace_outputs(
+    args: argparse.Namespace, kernel: Kernel, stream: PerfettoStream | None, status: int
+) -> int:
+    """``--ftrace``, ``--timeline`` and ``--trace`` at the end of a run (panics included)."""
+    if args.ftrace:
+        print("\n$ cat /sys/kernel/tracing/trace")
+        print(kernel.tracing.text(), end="")
+    if args.timeline is not None:
+        try:
+            kernel.tracing.write_timeline(args.timeline)
+        except OSError as exc:
+            print(f"kdefer-async: --timeline: {exc}", file=sys.stderr)
+            return status or 1
+        print(f"\ntimeline picture: {args.timeline}")
+    if stream is not None:
+        stream.close()  # the kernel closed it when it halted: this covers a failed boot
+        if stream.error is not None:
+            print(f"kdefer-async: --trace: {stream.error}", file=sys.stderr)
+            return status or 1
+        print(f"\nperfetto trace: {args.trace} (open it in ui.perfetto.dev)")
     return status
 
 
