@@ -1141,7 +1141,8 @@ async def worker_thread(worker: Worker) -> None:
                         # the function, in place
                         # (a suspension from here until current_work is cleared is the item
                         # sleeping: _KWorkerDrive watches for it)
-                        if kernel._trace_on:
+                        traced = kernel._trace_on  # (the end is traced iff the start was)
+                        if traced:
                             emit(kernel, task, WORKQUEUE_EXECUTE_START, work, func)
                         try:
                             result = func(work)
@@ -1158,7 +1159,7 @@ async def worker_thread(worker: Worker) -> None:
                             raise
                         finally:
                             # ... and the bookkeeping after it (also when cancelled)
-                            if kernel._trace_on:
+                            if traced:
                                 emit(kernel, task, WORKQUEUE_EXECUTE_END, work, func)
                             now = perf()
                             ran = now - worker.t0
