@@ -33,8 +33,17 @@ from ._consts import (
 from ._context import PF_NO_SETAFFINITY, TaskStruct, _cur, _current, claim
 from ._exceptions import KernelBug, KernelPanic
 from ._printk import format_c, record_oops, warn, warn_once
-from ._sched import LONG_MIN, try_to_wake_up, wake_up_process
+from ._sched import (
+    LONG_MIN,
+    sched_exit,
+    sched_in,
+    sched_out,
+    sched_resume,
+    try_to_wake_up,
+    wake_up_process,
+)
 from ._sleeping import sleeping, sleeping_checked
+from ._trace import SCHED_KTHREAD_STOP, SCHED_KTHREAD_STOP_RET, SWITCH_STATE_P, emit
 from ._wait import Completion, complete, wait_var_event, wake_up_var
 
 __all__ = ["kthread_bind", "kthread_create", "kthread_run", "kthread_should_stop", "kthread_stop"]
@@ -128,6 +137,8 @@ async def _kthread_main(task: TaskStruct, threadfn: ThreadFn, data: Any) -> None
     claim(task)
     kernel = task.kernel
     kernel._kthread_not_run.discard(task)
+    if kernel._trace_on:
+        sched_in(task)
     ret: int = 0
     try:
         if task.should_stop:
@@ -151,6 +162,8 @@ async def _kthread_main(task: TaskStruct, threadfn: ThreadFn, data: Any) -> None
         task.state = TASK_RUNNING
         kernel._tasks.pop(task.pid, None)
         wake_up_var(kernel, task)
+        if kernel._trace_on:
+            sched_exit(task)
 
 
 def kthread_should_stop() -> bool:
@@ -215,12 +228,18 @@ async def kthread_stop(task: TaskStruct) -> int:
         from ._locking import report_recursive_locking
 
         report_recursive_locking(f"(kthread {task.comm})", "kthread_stop", "kthread")
+    kernel = task.kernel
+    if kernel._trace_on:
+        emit(kernel, _cur(), SCHED_KTHREAD_STOP, task.comm, task.pid)
     task.should_stop = True
     _unpark(task)  # a parked thread resumes, and then sees kthread_should_stop()
     wake_up_process(task)
     await wait_var_event(task, lambda: task._exited)
     await anyio.lowlevel.checkpoint()
-    return task._exit_code if task._exit_code is not None else 0
+    ret = task._exit_code if task._exit_code is not None else 0
+    if kernel._trace_on:
+        emit(kernel, _cur(), SCHED_KTHREAD_STOP_RET, ret)
+    return ret
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,11 +310,16 @@ async def _parkme(task: TaskStruct) -> None:
             break
         task._parked = True
         wake_up_var(kernel, task)  # complete(&self->parked): kthread_park() may return
+        waiter = kernel._parker.wait(task)
+        if kernel._trace_on:
+            sched_out(task, SWITCH_STATE_P)
         try:
-            await kernel._parker.wait(task)
+            await waiter
         finally:
             task._wake_event = None
             task._parked = False
+            if kernel._trace_on:
+                sched_resume(task)
     task.state = TASK_RUNNING
 
 

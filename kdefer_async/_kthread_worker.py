@@ -81,9 +81,18 @@ from ._kthread import (
     kthread_unpark as kthread_unpark,
 )
 from ._printk import record_oops, symbol_name, warn, warn_once
-from ._sched import wake_up_process
+from ._sched import sched_out, sched_resume, sched_wakeup, wake_up_process
 from ._sleeping import sleeping_checked
 from ._timer import TimerList, _detach, _enqueue, timer_setup
+from ._trace import (
+    SCHED_KTHREAD_WORK_EXECUTE_END,
+    SCHED_KTHREAD_WORK_EXECUTE_START,
+    SCHED_KTHREAD_WORK_QUEUE_WORK,
+    SWITCH_STATE_S,
+    emit,
+    emit_locked,
+    site_task,
+)
 from ._wait import wait_var_event, wake_up_var
 from ._workqueue import RESCHED_ITEMS, RESCHED_LOOK, RESCHED_S
 
@@ -530,6 +539,8 @@ def _wake(worker: KthreadWorker) -> None:
     token = task._wake_event
     if token is not None:
         if task.state & TASK_NORMAL:
+            if task.kernel._trace_on:
+                sched_wakeup(task)
             task.state = TASK_RUNNING
             task._wake_event = None
             task.kernel._parker.unpark(token)
@@ -550,8 +561,18 @@ def _insert(worker: KthreadWorker, work: KthreadWork, dq: deque[KthreadWork]) ->
     work._pending = True
     work.worker = worker
     dq.append(work)
+    kernel = worker._kernel
+    if kernel is not None and kernel._trace_on:
+        trace_queue(kernel, worker, work)
     if worker.current_work is None:
         _wake(worker)
+
+
+def trace_queue(kernel: Kernel, worker: KthreadWorker, work: KthreadWork) -> None:
+    """``sched_kthread_work_queue_work`` in ``kthread_insert_work()``, under the worker's raw
+    spinlock with interrupts saved."""
+    task = site_task(kernel, 0)
+    emit_locked(kernel, task, SCHED_KTHREAD_WORK_QUEUE_WORK, work, work.func, worker)
 
 
 def _queue_args(worker: object, work: object, func: str) -> tuple[KthreadWorker, KthreadWork]:
@@ -598,6 +619,9 @@ def kthread_queue_work(worker: KthreadWorker, work: KthreadWork) -> bool:
         work.worker = worker
     work._pending = True
     dq.append(work)
+    kernel = worker._kernel
+    if kernel is not None and kernel._trace_on:
+        trace_queue(kernel, worker, work)
     if worker.current_work is None:
         _wake(worker)
     return True
@@ -778,11 +802,16 @@ async def kthread_worker_fn(worker: KthreadWorker) -> int:
                 return 0
             if not dq or kernel._aborting:
                 # idle: sleep until an item is queued (or kthread_stop() wakes us)
+                waiter = parker.wait(task)
+                if kernel._trace_on:
+                    sched_out(task, SWITCH_STATE_S)
                 try:
-                    await parker.wait(task)
+                    await waiter
                 finally:
                     task._wake_event = None
                     task.state = TASK_RUNNING
+                    if kernel._trace_on:
+                        sched_resume(task)
                 continue
             task.state = TASK_RUNNING
             yield_at = perf()
@@ -794,6 +823,8 @@ async def kthread_worker_fn(worker: KthreadWorker) -> int:
                 worker.current_work = work
                 func = work.func
                 assert func is not None
+                if kernel._trace_on:
+                    emit(kernel, task, SCHED_KTHREAD_WORK_EXECUTE_START, work, func)
                 try:
                     result = func(work)
                     if type(result) is coro_type or (
@@ -809,6 +840,8 @@ async def kthread_worker_fn(worker: KthreadWorker) -> int:
                     kernel._after_oops(exc)  # (may panic: panic_on_oops)
                 finally:
                     worker.current_work = None
+                    if kernel._trace_on:
+                        emit(kernel, task, SCHED_KTHREAD_WORK_EXECUTE_END, work, func)
                 work = None
                 if _leave(task):
                     break  # kthread_stop(), or the kernel going down: stop taking items

@@ -35,6 +35,7 @@ from ._printk import symbol_name, warn_once
 from ._sleeping import sleeping, sleeping_checked
 from ._softirq import panic_in_interrupt, run_atomic_result, wakeup_softirqd
 from ._timer import TimerList, _detach, _enqueue
+from ._trace import site_task, trace_raise_on
 from ._wait import Completion, complete, wait_for_completion
 from ._work import Work, WorkFunc, _init_work, check_work, check_work_func
 
@@ -119,6 +120,8 @@ def _gp_end(timer: TimerList) -> None:
         if not cbs:
             continue
         if cbs[0][0] <= st.gp_seq:
+            if kernel._trace_on:
+                trace_raise_on(kernel, task, cpu, RCU_SOFTIRQ)
             cpu.pending |= 1 << RCU_SOFTIRQ
             if cpu.nr != task.cpu or not task.preempt_count & IRQ_MASK:
                 wakeup_softirqd(cpu)
@@ -155,6 +158,8 @@ def rcu_expedite(kernel: Kernel) -> bool:
     st.gp_active = False
     for cpu in kernel.cpus:
         if st.cbs[cpu.nr]:
+            if kernel._trace_on:
+                trace_raise_on(kernel, site_task(kernel, cpu.nr), cpu, RCU_SOFTIRQ)
             cpu.pending |= 1 << RCU_SOFTIRQ
     return True
 

@@ -14,22 +14,67 @@ Kernel invariants modelled (kernel/sched/core.c, kernel/time/sleep_timeout.c, ke
   ``allow_signal()`` them.
 * The hung-task detector reports ``TASK_UNINTERRUPTIBLE`` sleepers stuck longer than
   ``hung_task_timeout_secs`` (120 s).
+
+The ``sched`` tracepoints (include/trace/events/sched.h). The model has no scheduler: every
+task of every CPU is a task of one event loop, and runs whenever the loop runs it. So the trace
+keeps, per CPU, the task it shows running there (the idle task ``swapper/N`` until something
+runs; ``init`` on its CPU from boot) and a run queue of the tasks woken or preempted there, and
+emits the events at the kernel's own sleep and wake-up sites only:
+
+* ``sched_switch`` when a task goes to sleep in the kernel (``schedule()`` and everything built
+  on it: ``schedule_timeout``, the msleep family, hrtimer sleeps, wait queues, completions,
+  mutexes, semaphores, ``wait_var_event``; an idle kworker, kthread_worker or irq thread; a
+  parked kthread): from it to the oldest task of its CPU's run queue that is still runnable
+  there, or to ``swapper/N`` when there is none. ``prev_state`` is ``D`` for an
+  uninterruptible (or killable) sleep, ``S`` for an interruptible one, ``I`` for an idle
+  kworker (``TASK_IDLE``), ``P`` for a parked kthread. The event is recorded by the task
+  leaving, on its CPU, with interrupts off and two preempt levels (``d..2.``).
+* ``sched_switch`` when a task starts to run and the trace does not show it running: a sleep
+  traced as above ends, or a new task (kthread, kworker, irq thread) runs for the first time.
+  The switch is from the task the trace shows on that CPU: from ``swapper/N`` (``R``), or from
+  a task, which is then preempted (``R+``) and waits on the run queue until it is picked or
+  runs again. A task that runs but was not seen to start (the trace began later, or an
+  unbound kworker moved to the CPU of its item) is switched to the same way when it next
+  sleeps; on the CPU it left it is switched out as preempted. So on each CPU the events
+  chain: the next task of one ``sched_switch`` is the previous task of the next one, which
+  is what a CPU track is built from.
+* ``sched_waking`` then ``sched_wakeup`` in the waker's context when a sleeping task is woken
+  (``try_to_wake_up()`` under ``p->pi_lock``: ``d..2.``; the runqueue lock too: ``d..3.``);
+  ``target_cpu`` is the CPU the task runs on. A new kthread, kworker or irq thread gets
+  ``sched_wakeup_new`` instead (the kernel's fork by kthreadd and the first wake-up of the
+  new thread folded into one event). ``ksoftirqd`` and irq threads woken by a hard interrupt
+  are switched in when they run, without a waking event of their own.
+* A task that ends (a kthread's function returns, a kworker is retired) leaves with
+  ``prev_state=X``: kthreadd ignores SIGCHLD, so its children are reaped at once
+  (``EXIT_DEAD``).
+* ``prio`` is the kernel's ``p->prio``: 120 for nice 0, 100 for highpri kworkers (nice -20),
+  ``99 - rt_priority`` for ``SCHED_FIFO``/``SCHED_RR`` tasks (an irq thread at priority 50
+  prints 49).
+
+None of this costs anything with tracing off: each site tests ``Kernel._trace_on`` and the
+bookkeeping is only kept while it is true (a trace turned on later starts from the idle
+tasks and ``init``).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ._check import bad_value, check_instance, check_int
 from ._consts import (
     LONG_MAX,
+    MAX_RT_PRIO,
     MAX_SCHEDULE_TIMEOUT,
+    SCHED_FIFO,
+    SCHED_RR,
     SIGKILL,
     TASK_INTERRUPTIBLE,
     TASK_NORMAL,
+    TASK_PARKED,
     TASK_RUNNING,
     TASK_UNINTERRUPTIBLE,
     TASK_WAKEKILL,
@@ -40,6 +85,23 @@ from ._printk import dump_stack, log_text
 from ._sleeping import sleeping_checked
 from ._time import hz_jiffies_to_msecs, hz_msecs_to_jiffies
 from ._timer import TimerList, _detach, _enqueue
+from ._trace import (
+    SCHED_SWITCH,
+    SCHED_WAKEUP,
+    SCHED_WAKEUP_NEW,
+    SCHED_WAKING,
+    SWITCH_STATE_D,
+    SWITCH_STATE_P,
+    SWITCH_STATE_RUNNING,
+    SWITCH_STATE_S,
+    SWITCH_STATE_X,
+    TASK_REPORT_MAX,
+    emit_on,
+    site_task,
+)
+
+if TYPE_CHECKING:
+    from ._kernel import Kernel
 
 __all__ = [
     "allow_signal",
@@ -70,6 +132,9 @@ ULONG_MAX = (1 << 64) - 1
 #: ``_NSIG``: signals are numbered 1 to 64.
 _NSIG = 64
 _STATES = (TASK_RUNNING, TASK_INTERRUPTIBLE, TASK_UNINTERRUPTIBLE)
+#: ``DEFAULT_PRIO`` (nice 0) and the nice of highpri kworkers (``HIGHPRI_NICE_LEVEL``).
+DEFAULT_PRIO = 120
+HIGHPRI_NICE_LEVEL = -20
 
 
 def _task(task: object, func: str, param: str = "task") -> TaskStruct:
@@ -145,6 +210,8 @@ def try_to_wake_up(task: TaskStruct, mask: int) -> int:
     if not task.state & mask:
         return 0
     task.state = TASK_RUNNING
+    if task.kernel._trace_on:
+        sched_wakeup(task)
     token = task._wake_event
     if token is not None:
         task._wake_event = None
@@ -171,6 +238,8 @@ def wake_up_process(task: TaskStruct) -> int:
     start = task.kernel._kthread_starts.pop(task, None)
     if start is not None:
         start()
+        if task.kernel._trace_on:
+            sched_wakeup(task, new=True)
         return 1
     return try_to_wake_up(task, TASK_NORMAL)
 
@@ -315,15 +384,21 @@ def _sleep_begin(task: TaskStruct) -> Awaitable[Any] | None:
         task._sleep_since = kernel.get_jiffies()
         task._hung_reported = False
         kernel._hung_watch(task)
-    return kernel._parker.wait(task)
+    waiter = kernel._parker.wait(task)
+    if kernel._trace_on:
+        sched_out(task, switch_state(state))
+    return waiter
 
 
 def _sleep_end(task: TaskStruct, state: int) -> None:
     """What ``schedule()`` does once a sleep begun in *state* has ended (or was cancelled)."""
     task._wake_event = None
     task.state = TASK_RUNNING
+    kernel = task.kernel
     if state & TASK_UNINTERRUPTIBLE:
-        task.kernel._hung_unwatch(task)
+        kernel._hung_unwatch(task)
+    if kernel._trace_on:
+        sched_resume(task)
 
 
 class _SleepTimer(TimerList):
@@ -551,3 +626,178 @@ async def usleep_range(lo: int, hi: int) -> None:
     from ._hrtimer import usleep_range_state
 
     await usleep_range_state(lo, hi, TASK_UNINTERRUPTIBLE)
+
+
+# --- sched tracepoints --------------------------------------------------------------------------
+
+
+class _SchedTrace:
+    """What the ``sched`` tracepoints need to know of a kernel with no scheduler of its own:
+    per CPU, the task the trace shows running (``curr``) and the tasks woken or preempted
+    there that wait to run (``rq``, oldest first); and the tasks the trace shows asleep."""
+
+    __slots__ = ("asleep", "curr", "rq")
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.curr: list[TaskStruct] = [cpu.swapper for cpu in kernel.cpus]  # A
+        init = kernel.init_task
+        if init is not None and not init._exited:
+            self.curr[init.cpu] = init  # the task that runs from boot
+        self.rq: list[deque[TaskStruct]] = [deque() for _ in kernel.cpus]  # A
+        self.asleep: set[TaskStruct] = set()  # A
+
+
+def _sched_trace(kernel: Kernel) -> _SchedTrace:
+    st: _SchedTrace | None = getattr(kernel, "_sched_trace", None)
+    if st is None:
+        st = _SchedTrace(kernel)
+        kernel._sched_trace = st  # type: ignore[attr-defined]
+    return st
+
+
+def task_prio(task: TaskStruct) -> int:
+    """``p->prio`` as the sched events print it: ``MAX_RT_PRIO - 1 - rt_priority`` for a
+    real-time task (an irq thread at 50 prints 49), ``120 + nice`` otherwise (a highpri
+    kworker, nice -20, prints 100)."""
+    if task.policy == SCHED_FIFO or task.policy == SCHED_RR:
+        return MAX_RT_PRIO - 1 - task.rt_priority
+    pool = getattr(task, "pool", None)  # a kworker (a rescuer has id -1 and nice 0)
+    if pool is not None and pool.highpri and getattr(task, "id", -1) >= 0:
+        return DEFAULT_PRIO + HIGHPRI_NICE_LEVEL
+    return DEFAULT_PRIO
+
+
+def switch_state(state: int) -> int:
+    """The ``prev_state`` a task sleeping in *state* shows (``__task_state_index``)."""
+    if state & TASK_UNINTERRUPTIBLE:
+        return SWITCH_STATE_D
+    if state & TASK_INTERRUPTIBLE:
+        return SWITCH_STATE_S
+    if state & TASK_PARKED:
+        return SWITCH_STATE_P
+    return SWITCH_STATE_RUNNING
+
+
+def _switch(kernel: Kernel, cpu: int, prev: TaskStruct, state: int, nxt: TaskStruct) -> None:
+    """``sched_switch`` on *cpu*, recorded by *prev* in ``__schedule()`` (interrupts off, the
+    preempt guard and the runqueue lock: ``d..2.``)."""
+    emit_on(
+        kernel,
+        prev,
+        cpu,
+        SCHED_SWITCH,
+        2,
+        prev.comm,
+        prev.pid,
+        task_prio(prev),
+        state,
+        nxt.comm,
+        nxt.pid,
+        task_prio(nxt),
+    )
+
+
+def _pick_next(st: _SchedTrace, kernel: Kernel, cpu: int, prev: TaskStruct) -> TaskStruct:
+    """The next task of *cpu*: the oldest waiting there that is still runnable on it, else
+    the idle task."""
+    rq = st.rq[cpu]
+    while rq:
+        task = rq.popleft()
+        if task is not prev and task.cpu == cpu and task.state == TASK_RUNNING:
+            return task
+    return kernel.cpus[cpu].swapper
+
+
+def _leave_cpu(st: _SchedTrace, kernel: Kernel, task: TaskStruct, keep: int) -> None:
+    """*task* runs on *keep* now: off any other CPU the trace shows it on (it migrated)."""
+    for cpu, cur in enumerate(st.curr):
+        if cur is task and cpu != keep:
+            nxt = _pick_next(st, kernel, cpu, task)
+            _switch(kernel, cpu, task, TASK_REPORT_MAX, nxt)
+            st.curr[cpu] = nxt
+
+
+def _switch_in(st: _SchedTrace, kernel: Kernel, task: TaskStruct) -> None:
+    """*task* runs now: unless the trace shows it running already, switch to it from the task
+    the trace shows on its CPU (the idle task, ``R``; a task, preempted: ``R+``, and back to
+    waiting)."""
+    cpu = task.cpu
+    cur = st.curr[cpu]
+    if cur is task:
+        return
+    _leave_cpu(st, kernel, task, cpu)
+    rq = st.rq[cpu]
+    if task in rq:
+        rq.remove(task)
+    if cur.pid:
+        _switch(kernel, cpu, cur, TASK_REPORT_MAX, task)
+        rq.append(cur)
+    else:
+        _switch(kernel, cpu, cur, SWITCH_STATE_RUNNING, task)
+    st.curr[cpu] = task
+
+
+def sched_in(task: TaskStruct) -> None:
+    """Trace *task* starting to run: a new task's first run, or a sleep traced by
+    :func:`sched_out` ending (call only when tracing is on)."""
+    kernel = task.kernel
+    st = _sched_trace(kernel)
+    st.asleep.discard(task)
+    _switch_in(st, kernel, task)
+
+
+def sched_resume(task: TaskStruct) -> None:
+    """Trace the end of a sleep: :func:`sched_in` if the trace showed *task* asleep."""
+    st = _sched_trace(task.kernel)
+    if task in st.asleep:
+        st.asleep.discard(task)
+        _switch_in(st, task.kernel, task)
+
+
+def sched_out(task: TaskStruct, state: int) -> None:
+    """Trace *task* going to sleep, showing *state* (``SWITCH_STATE_*``): ``sched_switch``
+    from it to the next task of its CPU (call only when tracing is on)."""
+    kernel = task.kernel
+    st = _sched_trace(kernel)
+    _switch_in(st, kernel, task)  # (it runs: the trace may not have seen it start)
+    cpu = task.cpu
+    nxt = _pick_next(st, kernel, cpu, task)
+    _switch(kernel, cpu, task, state, nxt)
+    st.curr[cpu] = nxt
+    st.asleep.add(task)
+
+
+def sched_exit(task: TaskStruct) -> None:
+    """Trace *task* ending: its last ``sched_switch`` (``prev_state=X``: a kthread is reaped
+    at once, its parent ignoring SIGCHLD), if the trace shows it running."""
+    kernel = task.kernel
+    st = _sched_trace(kernel)
+    st.asleep.discard(task)
+    for cpu, cur in enumerate(st.curr):
+        if cur is task:
+            nxt = _pick_next(st, kernel, cpu, task)
+            _switch(kernel, cpu, task, SWITCH_STATE_X, nxt)
+            st.curr[cpu] = nxt
+    for rq in st.rq:
+        if task in rq:
+            rq.remove(task)
+
+
+def sched_wakeup(task: TaskStruct, new: bool = False) -> None:
+    """Trace the wake-up of *task* in the waker's context: ``sched_waking`` (``p->pi_lock``
+    held: ``d..2.``) then ``sched_wakeup`` (the runqueue lock too: ``d..3.``); for a new task
+    ``sched_wakeup_new`` alone. A task the trace shows asleep waits on its CPU's runqueue
+    until it runs (call only when tracing is on)."""
+    kernel = task.kernel
+    st = _sched_trace(kernel)
+    waker = site_task(kernel, task.cpu)
+    prio = task_prio(task)
+    if new:
+        emit_on(kernel, waker, waker.cpu, SCHED_WAKEUP_NEW, 3, task.comm, task.pid, prio, task.cpu)
+    else:
+        emit_on(kernel, waker, waker.cpu, SCHED_WAKING, 2, task.comm, task.pid, prio, task.cpu)
+        emit_on(kernel, waker, waker.cpu, SCHED_WAKEUP, 3, task.comm, task.pid, prio, task.cpu)
+    if new or task in st.asleep:
+        rq = st.rq[task.cpu]
+        if task not in rq and st.curr[task.cpu] is not task:
+            rq.append(task)

@@ -76,8 +76,10 @@ from ._hardirq import (
 )
 from ._kthread import kthread_comm
 from ._printk import log_text, record_oops, symbol_name, warn, warn_once
+from ._sched import sched_exit, sched_in, sched_out, sched_resume, sched_wakeup
 from ._sleeping import sleeping_checked
 from ._softirq import local_bh_enable, panic_in_interrupt, run_atomic_result
+from ._trace import SWITCH_STATE_S
 from ._wait import wait_var_event, wake_up_var
 
 if TYPE_CHECKING:
@@ -121,6 +123,8 @@ def create_irq_thread(kernel: Kernel, action: IrqAction, *, secondary: bool) -> 
     kernel._tasks[task.pid] = task
     kernel._kthread_not_run.add(task)
     kernel._spawn(_irq_thread, action, name=comm)
+    if kernel._trace_on:
+        sched_wakeup(task, new=True)
     return task
 
 
@@ -135,6 +139,8 @@ async def _irq_thread(action: IrqAction) -> None:
     _current.set(task)
     claim(task)
     kernel._kthread_not_run.discard(task)
+    if kernel._trace_on:
+        sched_in(task)
     parker = kernel._parker
     irq = action.irq
     dev = action.dev
@@ -151,12 +157,17 @@ async def _irq_thread(action: IrqAction) -> None:
                     return
                 task.state = TASK_INTERRUPTIBLE
                 action.parked = True
+                waiter = parker.wait(task)
+                if kernel._trace_on:
+                    sched_out(task, SWITCH_STATE_S)
                 try:
-                    await parker.wait(task)
+                    await waiter
                 finally:
                     action.parked = False
                     task._wake_event = None
                     task.state = TASK_RUNNING
+                    if kernel._trace_on:
+                        sched_resume(task)
             action.runthread = False
             task.cpu = action.wake_cpu
             action.running = True
@@ -198,6 +209,8 @@ async def _irq_thread(action: IrqAction) -> None:
         kernel._kthread_not_run.discard(task)
         wake_up_var(kernel, task)
         wake_up_var(kernel, kernel.irq_descs)
+        if kernel._trace_on:
+            sched_exit(task)
 
 
 def _forced_thread_fn(
@@ -290,6 +303,8 @@ def stop_irq_thread(action: IrqAction) -> None:
         action.parked = False
         token = task._wake_event
         if token is not None:
+            if task.kernel._trace_on:
+                sched_wakeup(task)
             task._wake_event = None
             task.kernel._parker.unpark(token)
 

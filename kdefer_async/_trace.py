@@ -1384,3 +1384,192 @@ CALL_FUNCTION_ENTRY = _vector_event("call_function_entry")
 CALL_FUNCTION_EXIT = _vector_event("call_function_exit")
 CALL_FUNCTION_SINGLE_ENTRY = _vector_event("call_function_single_entry")
 CALL_FUNCTION_SINGLE_EXIT = _vector_event("call_function_single_exit")
+
+
+# -- workqueue (include/trace/events/workqueue.h) --------------------------------------------------
+#
+# Fired where kernel/workqueue.c fires them (see _workqueue.py): queue_work in __queue_work() once
+# the pwq is chosen (a delayed item: when its timer fires), activate_work right after it or, for an
+# item held back by max_active, when a slot frees; execute_start/end around the function in
+# process_one_work() (and in the BH pools' softirq). ``req_cpu`` is the CPU asked for: plain
+# queue_work() passes WORK_CPU_UNBOUND, which the kernel defines as NR_CPUS. The model's
+# WORK_CPU_UNBOUND is 8192, the NR_CPUS of the CONFIG_MAXSMP builds distributions ship, so traces
+# read as on those machines; the model itself boots at most 1024 CPUs (Kernel's limit), a bound of
+# its own that the trace does not print. ``cpu`` is pool->cpu: -1 for an unbound pool.
+
+
+WORKQUEUE_QUEUE_WORK = define_event(
+    "workqueue",
+    "workqueue_queue_work",
+    ("void * work", "void * function", "__string workqueue", "int req_cpu", "int cpu"),
+    "work struct=%p function=%ps workqueue=%s req_cpu=%d cpu=%d",
+)
+WORKQUEUE_ACTIVATE_WORK = define_event(
+    "workqueue",
+    "workqueue_activate_work",
+    ("void * work", "void * function"),
+    "work struct %p function=%ps ",
+)
+WORKQUEUE_EXECUTE_START = define_event(
+    "workqueue",
+    "workqueue_execute_start",
+    ("void * work", "void * function"),
+    "work struct %p: function %ps",
+)
+WORKQUEUE_EXECUTE_END = define_event(
+    "workqueue",
+    "workqueue_execute_end",
+    ("void * work", "void * function"),
+    "work struct %p: function %ps",
+)
+
+
+# -- sched (include/trace/events/sched.h) ----------------------------------------------------------
+#
+# When the model fires them, and the values it gives: _sched.py's module docstring. The
+# kthread_worker events are sched events in the kernel too (there is no kthread_work header).
+
+#: What ``__trace_sched_switch_state()`` stores in ``prev_state``: ``1 << (index - 1)`` of
+#: ``__task_state_index()`` (0 for running), or ``TASK_REPORT_MAX`` for a preempted task.
+SWITCH_STATE_RUNNING = 0
+SWITCH_STATE_S = 0x01  # TASK_INTERRUPTIBLE
+SWITCH_STATE_D = 0x02  # TASK_UNINTERRUPTIBLE
+SWITCH_STATE_X = 0x10  # EXIT_DEAD
+SWITCH_STATE_Z = 0x20  # EXIT_ZOMBIE
+SWITCH_STATE_P = 0x40  # TASK_PARKED
+SWITCH_STATE_I = 0x80  # TASK_REPORT_IDLE (shown with TASK_DEAD's bit, as the kernel does)
+TASK_REPORT_MAX = 0x100
+_SWITCH_STATE_NAMES = (
+    (0x01, "S"),
+    (0x02, "D"),
+    (0x04, "T"),
+    (0x08, "t"),
+    (0x10, "X"),
+    (0x20, "Z"),
+    (0x40, "P"),
+    (0x80, "I"),
+)
+
+
+def _switch_state(state: int) -> str:
+    """The first ``%s`` of ``prev_state=%s%s``: the ``__print_flags`` letters, ``R`` when
+    none."""
+    flags = state & (TASK_REPORT_MAX - 1)
+    return "|".join(name for bit, name in _SWITCH_STATE_NAMES if flags & bit) if flags else "R"
+
+
+def _switch_args(
+    prev_comm: str,
+    prev_pid: int,
+    prev_prio: int,
+    prev_state: int,
+    next_comm: str,
+    next_pid: int,
+    next_prio: int,
+) -> tuple[object, ...]:
+    return (
+        prev_comm,
+        prev_pid,
+        prev_prio,
+        _switch_state(prev_state),
+        "+" if prev_state & TASK_REPORT_MAX else "",
+        next_comm,
+        next_pid,
+        next_prio,
+    )
+
+
+SCHED_SWITCH = define_event(
+    "sched",
+    "sched_switch",
+    (
+        "char prev_comm[16]",
+        "pid_t prev_pid",
+        "int prev_prio",
+        "long prev_state",
+        "char next_comm[16]",
+        "pid_t next_pid",
+        "int next_prio",
+    ),
+    "prev_comm=%s prev_pid=%d prev_prio=%d prev_state=%s%s ==> next_comm=%s next_pid=%d "
+    "next_prio=%d",
+    _switch_args,
+)
+
+
+def _wakeup_event(name: str) -> TraceEvent:
+    return define_event(
+        "sched",
+        name,
+        ("char comm[16]", "pid_t pid", "int prio", "int target_cpu"),
+        "comm=%s pid=%d prio=%d target_cpu=%03d",
+    )
+
+
+SCHED_WAKING = _wakeup_event("sched_waking")
+SCHED_WAKEUP = _wakeup_event("sched_wakeup")
+SCHED_WAKEUP_NEW = _wakeup_event("sched_wakeup_new")
+SCHED_KTHREAD_STOP = define_event(
+    "sched", "sched_kthread_stop", ("__string comm", "pid_t pid"), "comm=%s pid=%d"
+)
+SCHED_KTHREAD_STOP_RET = define_event("sched", "sched_kthread_stop_ret", ("int ret",), "ret=%d")
+SCHED_KTHREAD_WORK_QUEUE_WORK = define_event(
+    "sched",
+    "sched_kthread_work_queue_work",
+    ("void * work", "void * function", "void * worker"),
+    "work struct=%p function=%ps worker=%p",
+)
+SCHED_KTHREAD_WORK_EXECUTE_START = define_event(
+    "sched",
+    "sched_kthread_work_execute_start",
+    ("void * work", "void * function"),
+    "work struct %p: function %ps",
+)
+SCHED_KTHREAD_WORK_EXECUTE_END = define_event(
+    "sched",
+    "sched_kthread_work_execute_end",
+    ("void * work", "void * function"),
+    "work struct %p: function %ps",
+)
+
+
+def emit_on(
+    kernel: Kernel,
+    task: TaskStruct,
+    cpu: int,
+    event: TraceEvent,
+    locks: int,
+    *fields: object,
+) -> None:
+    """:func:`emit` on CPU *cpu* for an event the kernel fires with interrupts off and *locks*
+    more preempt levels than *task* has (the scheduler's: its preempt guard, ``p->pi_lock``,
+    the runqueue lock)."""
+    tracing = kernel.tracing
+    if event not in tracing._enabled:
+        return
+    flags, depth = context_flags(task)
+    pc = min((depth & 0xF) + locks, 15)
+    tracing._seq += 1
+    tracing._append(
+        TraceRecord(
+            kernel.get_ktime(),
+            tracing._seq,
+            cpu,
+            task.pid,
+            task.comm,
+            flags | TRACE_FLAG_IRQS_OFF,
+            (depth & 0xF0) | pc,
+            event,
+            fields,
+        )
+    )
+
+
+def trace_raise_on(kernel: Kernel, task: TaskStruct, cpu: Any, nr: int) -> None:
+    """``softirq_raise`` of *nr* on CPU object *cpu*: by *task* if it runs there, else on that
+    CPU in the context it is in (the task whose atomic code it runs, or its idle task), as the
+    kernel raises a softirq only on the CPU that will run it (kick_bh_pool()'s irq_work, each
+    CPU's RCU tick)."""
+    if cpu.nr != task.cpu:
+        task = cpu.curr if cpu.curr is not None else cpu.swapper
+    emit(kernel, task, SOFTIRQ_RAISE, nr)

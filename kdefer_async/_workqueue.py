@@ -39,6 +39,14 @@ How kworkers run (the hot paths):
   state machine that drives the item's coroutine itself, so a sleeping item's kworker has no
   frame of its own. Elsewhere they run :func:`worker_thread` like the per-CPU ones.
 
+Tracepoints (``workqueue:``, formats in _trace.py): ``workqueue_queue_work`` and, if the item
+goes straight to the worklist, ``workqueue_activate_work``, both under the pool lock
+(``d..1.`` from a task) where ``__queue_work()`` fires them, including a delayed item's queueing
+at its timer's expiry and BH items (followed by the softirq raise that runs them); an item held
+back by ``max_active`` gets its ``workqueue_activate_work`` when a slot frees, before it runs;
+``workqueue_execute_start``/``end`` around the function, in the kworker (or the softirq of a
+BH pool). Idle kworkers sleep and are woken with the ``sched`` events of _sched.py.
+
 Guarantees:
     * test_queue_while_pending_returns_false: a pending item is not queued twice.
     * test_requeue_while_running_runs_after: no overlap with itself.
@@ -77,9 +85,22 @@ from ._consts import (
 from ._context import TaskStruct, _cur, _current, claim
 from ._exceptions import KernelPanic, NoKernelError
 from ._printk import format_c, log_text, record_oops, symbol_name, warn, warn_once
+from ._sched import sched_exit, sched_in, sched_out, sched_resume, sched_wakeup
 from ._shutdown import drop_late_work, work_cancelled
 from ._softirq import panic_in_interrupt, run_atomic_result, wakeup_softirqd
 from ._timer import TimerList, _detach, _enqueue
+from ._trace import (
+    SOFTIRQ_RAISE,
+    SWITCH_STATE_I,
+    WORKQUEUE_ACTIVATE_WORK,
+    WORKQUEUE_EXECUTE_END,
+    WORKQUEUE_EXECUTE_START,
+    WORKQUEUE_QUEUE_WORK,
+    emit,
+    emit_locked,
+    site_task,
+    trace_raise_on,
+)
 from ._wait import wake_up_var
 from ._work import (
     WORK_CPU_UNBOUND,
@@ -901,6 +922,8 @@ def create_worker(pool: WorkerPool, *, boot: bool = False) -> Worker | None:
     pool.workers.append(worker)
     pool.idle.append(worker)
     worker.last_active = kernel.uptime()
+    if kernel._trace_on:
+        sched_wakeup(worker, new=True)
     if pool.unbound:
         light = kernel._light
         if light is not None:
@@ -916,6 +939,8 @@ def create_worker(pool: WorkerPool, *, boot: bool = False) -> Worker | None:
 
 def _wake_worker(worker: Worker) -> None:
     task = worker.task
+    if task.kernel._trace_on and task.state != TASK_RUNNING:
+        sched_wakeup(task)
     task.state = TASK_RUNNING
     token = task._wake_event
     if token is not None:
@@ -1032,12 +1057,15 @@ async def worker_thread(worker: Worker) -> None:
     _current.set(task)
     claim(task)
     worker.started = True
+    kernel = pool.kernel
+    if kernel._trace_on:
+        sched_in(task)
     unbound = pool.unbound
     worklist = pool.worklist
     perf = time.perf_counter
     checkpoint = anyio.lowlevel.checkpoint
     hog_s = pool.hog_s
-    parker = pool.kernel._parker
+    parker = kernel._parker
     percpu = not unbound
     coro_type = _CoroutineType
     try:
@@ -1045,11 +1073,16 @@ async def worker_thread(worker: Worker) -> None:
             if worker.is_idle:
                 # sleep until kick_pool() takes us off the idle list (or the cull retires us)
                 task.state = TASK_INTERRUPTIBLE
+                waiter = parker.wait(task)
+                if kernel._trace_on:
+                    sched_out(task, SWITCH_STATE_I)  # TASK_IDLE
                 try:
-                    await parker.wait(task)
+                    await waiter
                 finally:
                     task._wake_event = None
                     task.state = TASK_RUNNING
+                    if kernel._trace_on:
+                        sched_resume(task)
                 if worker.die:
                     return
                 continue
@@ -1108,6 +1141,9 @@ async def worker_thread(worker: Worker) -> None:
                         # the function, in place
                         # (a suspension from here until current_work is cleared is the item
                         # sleeping: _KWorkerDrive watches for it)
+                        traced = kernel._trace_on  # (the end is traced iff the start was)
+                        if traced:
+                            emit(kernel, task, WORKQUEUE_EXECUTE_START, work, func)
                         try:
                             result = func(work)
                             if type(result) is coro_type or (
@@ -1123,6 +1159,8 @@ async def worker_thread(worker: Worker) -> None:
                             raise
                         finally:
                             # ... and the bookkeeping after it (also when cancelled)
+                            if traced:
+                                emit(kernel, task, WORKQUEUE_EXECUTE_END, work, func)
                             now = perf()
                             ran = now - worker.t0
                             worker.t0 = now
@@ -1150,6 +1188,10 @@ async def worker_thread(worker: Worker) -> None:
                                 # the slot passes straight to the first inactive item
                                 nxt = inactive.popleft()
                                 nxt._inactive = False
+                                if kernel._trace_on:
+                                    emit_locked(
+                                        kernel, task, WORKQUEUE_ACTIVATE_WORK, nxt, nxt.func
+                                    )
                                 if not worklist:
                                     worklist_busy(pool)
                                 worklist.append(nxt)
@@ -1188,6 +1230,8 @@ async def worker_thread(worker: Worker) -> None:
         if worker.is_idle and worker in pool.idle:
             pool.idle.remove(worker)
         heapq.heappush(pool.free_ids, worker.id)
+        if kernel._trace_on:
+            sched_exit(task)
 
 
 def _enter_idle(worker: Worker) -> None:
@@ -1390,6 +1434,8 @@ class _LightWorker(Coroutine[Any, Any, None]):
                 _current.set(worker)
                 claim(worker)
                 worker.started = True
+                if worker.kernel._trace_on:
+                    sched_in(worker)
             worker.t0 = now = time.perf_counter()  # (a new run: sleep time is not CPU time)
             if self.bare:
                 self.bare = False
@@ -1418,6 +1464,8 @@ class _LightWorker(Coroutine[Any, Any, None]):
                             value = None
                             worker._wake_event = None
                             worker.state = TASK_RUNNING
+                            if worker.kernel._trace_on:
+                                sched_resume(worker)
                             if worker.die:
                                 raise StopIteration from None
                             continue
@@ -1430,6 +1478,8 @@ class _LightWorker(Coroutine[Any, Any, None]):
                         # retires us)
                         worker.state = TASK_INTERRUPTIBLE
                         self.sub = worker.kernel._parker.wait(worker).__await__()
+                        if worker.kernel._trace_on:
+                            sched_out(worker, SWITCH_STATE_I)  # TASK_IDLE
                         continue
                     # process_one_work()
                     func, self.color = item_start(worker, work)
@@ -1523,6 +1573,8 @@ class _LightWorker(Coroutine[Any, Any, None]):
         if worker.is_idle and worker in pool.idle:
             pool.idle.remove(worker)
         heapq.heappush(pool.free_ids, worker.id)
+        if worker.kernel._trace_on:
+            sched_exit(worker)
 
 
 def item_start(worker: Worker, work: Work) -> tuple[Callable[..., Any], _Color]:
@@ -1556,6 +1608,8 @@ def item_start(worker: Worker, work: Work) -> tuple[Callable[..., Any], _Color]:
         worker.cpu = work._queue_cpu
     if pool.worklist and pool.idle and (pool.unbound or not pool.nr_running):
         kick_pool(pool)  # chain execution for workers that do not count as running
+    if pool.kernel._trace_on:
+        emit(pool.kernel, worker, WORKQUEUE_EXECUTE_START, work, func)
     return func, color
 
 
@@ -1567,6 +1621,9 @@ def item_finish(worker: Worker, work: Work, color: _Color, err: BaseException | 
     func = worker.current_func
     assert pwq is not None
     assert func is not None
+    kernel = pool.kernel
+    if kernel._trace_on:
+        emit(kernel, worker, WORKQUEUE_EXECUTE_END, work, func)
     wq = pwq.wq
     now = time.perf_counter()
     ran = now - worker.t0
@@ -1585,6 +1642,8 @@ def item_finish(worker: Worker, work: Work, color: _Color, err: BaseException | 
     if inactive and pwq.nr_active <= wq._limit:
         nxt = inactive.popleft()
         nxt._inactive = False
+        if kernel._trace_on:
+            emit_locked(kernel, worker, WORKQUEUE_ACTIVATE_WORK, nxt, nxt.func)
         if not pool.worklist:
             worklist_busy(pool)
         pool.worklist.append(nxt)
@@ -1760,6 +1819,11 @@ def _activate_inactive(pwq: PoolWorkqueue) -> None:
     while inactive and pwq.nr_active < limit:
         work = inactive.popleft()
         work._inactive = False
+        kernel = pool.kernel
+        if kernel._trace_on:
+            emit_locked(
+                kernel, site_task(kernel, pool.cpu or 0), WORKQUEUE_ACTIVATE_WORK, work, work.func
+            )
         pwq.nr_active += 1
         worklist.append(work)
         woke = True
@@ -1923,13 +1987,17 @@ def bh_pools_action(cpu: CPU, highpri: bool) -> None:
         work._pool = pool
         work._worker = _BH_WORKER
         prev = task.preempt_count
+        assert func is not None
+        if kernel._trace_on:
+            emit(kernel, task, WORKQUEUE_EXECUTE_START, work, func)
         try:
-            assert func is not None
             result = func(work)
         except Exception as exc:
             work._worker = None
             panic_in_interrupt(task, exc, f"BH work {symbol_name(func)}")
             raise
+        if kernel._trace_on:
+            emit(kernel, task, WORKQUEUE_EXECUTE_END, work, func)
         work._worker = None
         cpu.progress += 1
         if result is not None:
@@ -1942,6 +2010,8 @@ def bh_pools_action(cpu: CPU, highpri: bool) -> None:
         pwq_dec_nr_in_flight(pwq, color, active=False)
         restarts -= 1
         if pool.worklist and (not restarts or kernel.get_jiffies() >= end):
+            if kernel._trace_on:
+                emit(kernel, task, SOFTIRQ_RAISE, nr)
             cpu.pending |= 1 << nr
             break
 
@@ -1970,6 +2040,7 @@ def _is_chained(task: TaskStruct, wq: Workqueue) -> bool:
 
 def _queue_now(task: TaskStruct, cpu: int, wq: Workqueue, work: Work) -> None:
     """Put a PENDING *work* on *wq* for *cpu* (``__queue_work``)."""
+    req_cpu = cpu
     if task.kernel._aborting:
         drop_late_work(task.kernel, work, wq)  # the kernel is going down: named, not queued
         return
@@ -2003,10 +2074,23 @@ def _queue_now(task: TaskStruct, cpu: int, wq: Workqueue, work: Work) -> None:
     color = wq._color
     work._color = color
     color.n += 1
+    kernel = task.kernel
+    if kernel._trace_on:
+        trace_queue(
+            task,
+            req_cpu,
+            wq,
+            work,
+            pwq,
+            pool.bh or (not pwq.inactive and pwq.nr_active < wq._limit),
+        )
     if pool.bh:
         pool.worklist.append(work)
-        target = pool.kernel.cpus[pool.cpu or 0]
-        target.pending |= 1 << (HI_SOFTIRQ if pool.highpri else TASKLET_SOFTIRQ)
+        target = kernel.cpus[pool.cpu or 0]
+        nr = HI_SOFTIRQ if pool.highpri else TASKLET_SOFTIRQ
+        if kernel._trace_on:
+            trace_raise_on(kernel, task, target, nr)
+        target.pending |= 1 << nr
         if target.nr != task.cpu or not task.preempt_count & IRQ_MASK:
             wakeup_softirqd(target)
         return
@@ -2150,15 +2234,35 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
     if pwq.inactive or pwq.nr_active >= wq._limit:
         work._inactive = True
         pwq.inactive.append(work)
+        if task.kernel._trace_on:
+            trace_queue(task, WORK_CPU_UNBOUND, wq, work, pwq, False)
         return True
     pwq.nr_active += 1
     pool = pwq.pool
     if not pool.worklist:
         worklist_busy(pool)
     pool.worklist.append(work)
+    if task.kernel._trace_on:
+        trace_queue(task, WORK_CPU_UNBOUND, wq, work, pwq, True)
     if pool.idle and (pool.unbound or not pool.nr_running):
         kick_pool(pool)
     return True
+
+
+def trace_queue(
+    task: TaskStruct, req_cpu: int, wq: Workqueue, work: Work, pwq: PoolWorkqueue, active: bool
+) -> None:
+    """``workqueue_queue_work`` once ``__queue_work()`` has chosen the pwq, then
+    ``workqueue_activate_work`` if *work* went straight to the pool's worklist; both under the
+    pool's raw spinlock with interrupts saved. ``cpu`` is ``pool->cpu``: -1 for an unbound
+    pool."""
+    kernel = task.kernel
+    pool = pwq.pool
+    func = work.func
+    cpu = -1 if pool.unbound else pool.cpu
+    emit_locked(kernel, task, WORKQUEUE_QUEUE_WORK, work, func, wq._name, req_cpu, cpu)
+    if active:
+        emit_locked(kernel, task, WORKQUEUE_ACTIVATE_WORK, work, func)
 
 
 def enable_and_queue_work(wq: Workqueue, work: Work) -> bool:
