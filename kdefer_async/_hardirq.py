@@ -759,6 +759,10 @@ def irq_wake(desc: IrqDesc, action: IrqAction, cpu_nr: int) -> None:
         token = thread._wake_event
         if token is not None:
             thread._wake_event = None
+            if thread.kernel._trace_on:
+                from ._sched import sched_wakeup
+
+                sched_wakeup(thread)
             thread.kernel._parker.unpark(token)
 
 

@@ -136,6 +136,10 @@ def wakeup_softirqd(cpu: CPU) -> None:
     ev = cpu._ksoftirqd_event
     if ev is not None:
         cpu._ksoftirqd_event = None
+        if cpu.kernel._trace_on:
+            from ._sched import sched_wakeup
+
+            sched_wakeup(cpu.ksoftirqd)
         cpu.ksoftirqd.state = TASK_RUNNING
         ev.set()
 

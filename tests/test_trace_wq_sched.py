@@ -483,3 +483,32 @@ class TestCost:
             await flush_work(w)
             assert k.tracing.records() == []
             assert getattr(k, "_sched_trace", None) is None
+
+
+class TestWakeups:
+    async def test_ksoftirqd_and_irq_thread_wakeups(self) -> None:
+        """Raising a softirq from task context wakes ksoftirqd/N, and an interrupt wakes its
+        irq thread: each wake-up is a sched_waking then sched_wakeup line naming the task,
+        with the kernel's prio (120 for ksoftirqd, 49 for a SCHED_FIFO 50 irq thread)."""
+        from kdefer_async import IRQF_ONESHOT, NET_RX_SOFTIRQ, open_softirq, raise_softirq
+
+        def fn(irq: int, dev: object) -> int:
+            return IRQ_HANDLED
+
+        async with Kernel(nr_cpus=2, hz=250, trace="sched") as k:
+            open_softirq(NET_RX_SOFTIRQ, lambda: None)
+            await settle()
+            assert request_threaded_irq(10, None, fn, IRQF_ONESHOT, "dev", 1) == 0
+            await settle()
+            k.tracing.clear()
+            raise_softirq(NET_RX_SOFTIRQ)
+            k.raise_irq(10)
+            await settle()
+            lines = lines_of(k, "sched_waking", "sched_wakeup")
+        cpu = 0
+        soft = [ln for ln in lines if f"comm=ksoftirqd/{cpu} " in ln]
+        assert [ln.split(": ")[1] for ln in soft] == ["sched_waking", "sched_wakeup"]
+        assert all(f"prio=120 target_cpu={cpu:03d}" in ln for ln in soft)
+        irq = [ln for ln in lines if "comm=irq/10-dev " in ln]
+        assert [ln.split(": ")[1] for ln in irq] == ["sched_waking", "sched_wakeup"]
+        assert all("prio=49 " in ln for ln in irq)
