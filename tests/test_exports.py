@@ -41,6 +41,7 @@ IMPLEMENTED_NEXT: frozenset[str] = frozenset(
         "Threaded interrupts",
         "High-resolution timers",
         "Busy-waiting",
+        "Tracing",
         "Atomics and bit operations",
         "Errors and flags",
         "kthread_worker",
