@@ -422,9 +422,15 @@ _RESCHED_CHARS = {
 }
 
 
+#: The flags and depth of plain process context: nothing set.
+_PLAIN_TASK = (0, 0)
+
+
 def context_flags(task: TaskStruct) -> tuple[int, int]:
     """``tracing_gen_ctx()`` for *task*: the ``TRACE_FLAG_*`` bits and the depth byte."""
     pc = task.preempt_count
+    if not pc and not task.irqs_off and not task.migration_disabled:
+        return _PLAIN_TASK  # a task in plain process context: ``.....``
     flags = 0
     if task.irqs_off or pc & HARDIRQ_MASK:
         flags = TRACE_FLAG_IRQS_OFF
