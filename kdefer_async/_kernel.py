@@ -19,6 +19,7 @@ import functools
 import inspect
 import os
 import sys
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from types import TracebackType
@@ -116,9 +117,14 @@ def _loop_clock() -> Callable[[], float]:
     asyncio = sys.modules.get("asyncio")
     if asyncio is not None:
         try:
-            return asyncio.get_running_loop().time  # type: ignore[no-any-return]
+            loop = asyncio.get_running_loop()
         except RuntimeError:
             pass
+        else:
+            if type(loop).time is asyncio.BaseEventLoop.time:
+                # the stdlib loop's clock *is* time.monotonic(): call it without the method
+                return time.monotonic
+            return loop.time  # type: ignore[no-any-return]
     trio = sys.modules.get("trio")
     if trio is not None:
         return trio.lowlevel.current_clock().current_time  # type: ignore[no-any-return]

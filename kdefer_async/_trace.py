@@ -51,7 +51,7 @@ import sys
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 import anyio.lowlevel
@@ -336,36 +336,27 @@ def available_events() -> list[str]:
 BPRINT = TraceEvent("ftrace", "bprint", ("ip", "fmt", "buf"), "%ps: %s", None, 48, 6)
 
 
-class TraceRecord:
+#: ``TraceRecord`` built from a tuple of its fields without a Python-level ``__new__``.
+_new_record = tuple.__new__
+
+
+class TraceRecord(NamedTuple):
     """
-    One event in a ring buffer (see the module docstring for what each slot holds).
+    One event in a ring buffer (see the module docstring for what each field holds). A named
+    tuple: building one is the cheapest object Python makes, which keeps tracepoints cheap.
 
     .. versionadded:: 0.2
     """
 
-    __slots__ = ("comm", "cpu", "depth", "event", "fields", "flags", "pid", "seq", "ts")
-
-    def __init__(
-        self,
-        ts: int,
-        seq: int,
-        cpu: int,
-        pid: int,
-        comm: str,
-        flags: int,
-        depth: int,
-        event: TraceEvent,
-        fields: tuple[Any, ...],
-    ) -> None:
-        self.ts = ts
-        self.seq = seq
-        self.cpu = cpu
-        self.pid = pid
-        self.comm = comm
-        self.flags = flags
-        self.depth = depth
-        self.event = event
-        self.fields = fields
+    ts: int
+    seq: int
+    cpu: int
+    pid: int
+    comm: str
+    flags: int
+    depth: int
+    event: TraceEvent
+    fields: tuple[Any, ...]
 
     def __repr__(self) -> str:
         return (
@@ -661,20 +652,23 @@ class Tracing:
 
     def _append(self, rec: TraceRecord) -> None:
         bufs = self._cpus
-        if rec.cpu >= len(bufs):
+        cpu = rec[2]
+        if cpu >= len(bufs):
             bufs = self._buffers()
-        buf = bufs[rec.cpu]
+        buf = bufs[cpu]
         records = buf.records
         records.append(rec)
-        buf.bytes += rec.event.size
-        limit = self._size_kb * 1024
-        while buf.bytes > limit:
-            old = records.popleft()
-            buf.bytes -= old.event.size
-            buf.overrun += 1
-            buf.lost += 1
-        for sink in self.sinks:
-            sink(rec)
+        buf.bytes += rec[7].size
+        if buf.bytes > self._size_kb * 1024:
+            limit = self._size_kb * 1024
+            while buf.bytes > limit:
+                old = records.popleft()
+                buf.bytes -= old.event.size
+                buf.overrun += 1
+                buf.lost += 1
+        if self.sinks:
+            for sink in self.sinks:
+                sink(rec)
         if self._pipe_wakeup is not None:
             self._wake_pipe()
 
@@ -974,19 +968,25 @@ def emit(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: object) -
     tracing = kernel.tracing
     if event not in tracing._enabled:
         return
-    flags, depth = context_flags(task)
+    if task.preempt_count or task.irqs_off or task.migration_disabled:
+        flags, depth = context_flags(task)
+    else:
+        flags = depth = 0
     tracing._seq += 1
     tracing._append(
-        TraceRecord(
-            kernel.get_ktime(),
-            tracing._seq,
-            task.cpu,
-            task.pid,
-            task.comm,
-            flags,
-            depth,
-            event,
-            fields,
+        _new_record(
+            TraceRecord,
+            (
+                kernel.get_ktime(),
+                tracing._seq,
+                task.cpu,
+                task.pid,
+                task.comm,
+                flags,
+                depth,
+                event,
+                fields,
+            ),
         )
     )
 
@@ -998,21 +998,27 @@ def emit_locked(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: ob
     tracing = kernel.tracing
     if event not in tracing._enabled:
         return
-    flags, depth = context_flags(task)
-    if depth & 0xF < 15:
-        depth += 1
+    if task.preempt_count or task.irqs_off or task.migration_disabled:
+        flags, depth = context_flags(task)
+        if depth & 0xF < 15:
+            depth += 1
+    else:
+        flags, depth = 0, 1
     tracing._seq += 1
     tracing._append(
-        TraceRecord(
-            kernel.get_ktime(),
-            tracing._seq,
-            task.cpu,
-            task.pid,
-            task.comm,
-            flags | TRACE_FLAG_IRQS_OFF,
-            depth,
-            event,
-            fields,
+        _new_record(
+            TraceRecord,
+            (
+                kernel.get_ktime(),
+                tracing._seq,
+                task.cpu,
+                task.pid,
+                task.comm,
+                flags | TRACE_FLAG_IRQS_OFF,
+                depth,
+                event,
+                fields,
+            ),
         )
     )
 
@@ -1108,16 +1114,19 @@ def trace_printk(fmt: str, *args: object) -> int:
     flags, depth = context_flags(task)
     tracing._seq += 1
     tracing._append(
-        TraceRecord(
-            kernel.get_ktime(),
-            tracing._seq,
-            task.cpu,
-            task.pid,
-            task.comm,
-            flags,
-            depth,
-            BPRINT,
-            (caller, fmt, args),
+        _new_record(
+            TraceRecord,
+            (
+                kernel.get_ktime(),
+                tracing._seq,
+                task.cpu,
+                task.pid,
+                task.comm,
+                flags,
+                depth,
+                BPRINT,
+                (caller, fmt, args),
+            ),
         )
     )
     return len(text)
@@ -1557,16 +1566,19 @@ def emit_on(
     pc = min((depth & 0xF) + locks, 15)
     tracing._seq += 1
     tracing._append(
-        TraceRecord(
-            kernel.get_ktime(),
-            tracing._seq,
-            cpu,
-            task.pid,
-            task.comm,
-            flags | TRACE_FLAG_IRQS_OFF,
-            (depth & 0xF0) | pc,
-            event,
-            fields,
+        _new_record(
+            TraceRecord,
+            (
+                kernel.get_ktime(),
+                tracing._seq,
+                cpu,
+                task.pid,
+                task.comm,
+                flags | TRACE_FLAG_IRQS_OFF,
+                (depth & 0xF0) | pc,
+                event,
+                fields,
+            ),
         )
     )
 
