@@ -650,15 +650,39 @@ class Tracing:
             buf.records.clear()
             buf.bytes = buf.overrun = buf.lost = 0
 
-    def _append(self, rec: TraceRecord) -> None:
+    def _record(
+        self,
+        cpu: int,
+        task: TaskStruct,
+        flags: int,
+        depth: int,
+        event: TraceEvent,
+        fields: tuple[Any, ...],
+    ) -> None:
+        """Stamp and store one record in CPU *cpu*'s ring buffer (the oldest go when it is
+        full), and hand it to the sinks."""
+        self._seq += 1
+        rec = _new_record(
+            TraceRecord,
+            (
+                self._kernel.get_ktime(),
+                self._seq,
+                cpu,
+                task.pid,
+                task.comm,
+                flags,
+                depth,
+                event,
+                fields,
+            ),
+        )
         bufs = self._cpus
-        cpu = rec[2]
         if cpu >= len(bufs):
             bufs = self._buffers()
         buf = bufs[cpu]
         records = buf.records
         records.append(rec)
-        buf.bytes += rec[7].size
+        buf.bytes += event.size
         if buf.bytes > self._size_kb * 1024:
             limit = self._size_kb * 1024
             while buf.bytes > limit:
@@ -972,23 +996,7 @@ def emit(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: object) -
         flags, depth = context_flags(task)
     else:
         flags = depth = 0
-    tracing._seq += 1
-    tracing._append(
-        _new_record(
-            TraceRecord,
-            (
-                kernel.get_ktime(),
-                tracing._seq,
-                task.cpu,
-                task.pid,
-                task.comm,
-                flags,
-                depth,
-                event,
-                fields,
-            ),
-        )
-    )
+    tracing._record(task.cpu, task, flags, depth, event, fields)
 
 
 def emit_locked(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: object) -> None:
@@ -1004,23 +1012,7 @@ def emit_locked(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: ob
             depth += 1
     else:
         flags, depth = 0, 1
-    tracing._seq += 1
-    tracing._append(
-        _new_record(
-            TraceRecord,
-            (
-                kernel.get_ktime(),
-                tracing._seq,
-                task.cpu,
-                task.pid,
-                task.comm,
-                flags | TRACE_FLAG_IRQS_OFF,
-                depth,
-                event,
-                fields,
-            ),
-        )
-    )
+    tracing._record(task.cpu, task, flags | TRACE_FLAG_IRQS_OFF, depth, event, fields)
 
 
 def site_task(kernel: Kernel, cpu: int) -> TaskStruct:
@@ -1112,23 +1104,7 @@ def trace_printk(fmt: str, *args: object) -> int:
     frame = sys._getframe(1)
     caller = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)
     flags, depth = context_flags(task)
-    tracing._seq += 1
-    tracing._append(
-        _new_record(
-            TraceRecord,
-            (
-                kernel.get_ktime(),
-                tracing._seq,
-                task.cpu,
-                task.pid,
-                task.comm,
-                flags,
-                depth,
-                BPRINT,
-                (caller, fmt, args),
-            ),
-        )
-    )
+    tracing._record(task.cpu, task, flags, depth, BPRINT, (caller, fmt, args))
     return len(text)
 
 
@@ -1564,23 +1540,7 @@ def emit_on(
         return
     flags, depth = context_flags(task)
     pc = min((depth & 0xF) + locks, 15)
-    tracing._seq += 1
-    tracing._append(
-        _new_record(
-            TraceRecord,
-            (
-                kernel.get_ktime(),
-                tracing._seq,
-                cpu,
-                task.pid,
-                task.comm,
-                flags | TRACE_FLAG_IRQS_OFF,
-                (depth & 0xF0) | pc,
-                event,
-                fields,
-            ),
-        )
-    )
+    tracing._record(cpu, task, flags | TRACE_FLAG_IRQS_OFF, (depth & 0xF0) | pc, event, fields)
 
 
 def trace_raise_on(kernel: Kernel, task: TaskStruct, cpu: Any, nr: int) -> None:
