@@ -436,6 +436,10 @@ def _setup_irq(kernel: Kernel, irq: int, new: IrqAction) -> int:
         for a in actions:
             thread_mask |= a.thread_mask
     if new.flags & IRQF_ONESHOT:
+        # a bit still held by the thread of an action freed meanwhile (free_irq() does not
+        # wait for it here) is not free yet: its run unmasks the line only once it ends, and
+        # a new action sharing the bit would be unmasked by it while its own thread runs
+        thread_mask |= desc.threads_oneshot
         if thread_mask == (1 << _ONESHOT_BITS) - 1:
             return -EBUSY
         new.thread_mask = ~thread_mask & (thread_mask + 1)  # the lowest free bit

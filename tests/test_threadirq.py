@@ -932,3 +932,48 @@ class TestSettle:
             k.raise_irq(10)
             await settle()
             assert ran == [10]
+
+
+class TestOneshotBits:
+    async def test_a_freed_actions_running_thread_keeps_its_oneshot_bit(self) -> None:
+        """TI-08 across free_irq(): an action freed while its thread still runs keeps its
+        ONESHOT bit until the run ends, so a new action requested meanwhile gets another bit;
+        the old thread's end does not unmask the line while the new one's thread runs, and an
+        interrupt arriving then is held until it returns."""
+        from kdefer_async import IRQ_WAKE_THREAD, IRQF_ONESHOT
+
+        gates = {"A": anyio.Event(), "B": anyio.Event()}
+        started: list[str] = []
+
+        async def fn(irq: int, dev: Any) -> int:
+            started.append(dev)
+            await gates[dev].wait()
+            return IRQ_HANDLED
+
+        def primary(irq: int, dev: Any) -> int:
+            return IRQ_WAKE_THREAD
+
+        flags = IRQF_ONESHOT | IRQF_SHARED
+        async with Kernel(nr_cpus=1, hz=250) as k:
+            assert request_threaded_irq(40, primary, fn, flags, "a", "A") == 0
+            k.raise_irq(40)
+            await settle()
+            free_irq(40, "A")  # A's thread function still runs
+            assert request_threaded_irq(40, primary, fn, flags, "b", "B") == 0
+            desc = k.irq_descs[40]
+            assert k.irq_actions[40][0].thread_mask != 1  # A's bit is still held
+            k.raise_irq(40)  # held: A's run keeps the line masked
+            gates["A"].set()
+            await settle()
+            assert started == ["A", "B"]  # the held interrupt was delivered at A's end
+            assert desc.masked  # B's thread runs: still masked
+            calls = k.cpus[0].irq_stat[40]
+            k.raise_irq(40)
+            assert k.cpus[0].irq_stat[40] == calls  # held, not handled
+            gates["B"].set()
+            await settle()
+            assert k.cpus[0].irq_stat[40] == calls + 1  # delivered once B returned
+            gates["B"] = anyio.Event()
+            gates["B"].set()
+            await settle()
+            await synchronize_irq(40)
