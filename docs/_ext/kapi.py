@@ -25,8 +25,9 @@ PACKAGE_DIR = Path(kdefer_async.__file__).resolve().parent
 OUT = Path(__file__).resolve().parents[1] / "api" / "_generated"
 
 #: Types of the package that public methods return but that are not public names themselves
-#: (the records and the pipe of ``Kernel.tracing``): shown as plain text.
-RETURNED_TYPES = {"TraceRecord", "TracePipe", "TraceEvent"}
+#: (the records, the pipe and the Perfetto stream of ``Kernel.tracing``), and their methods:
+#: shown as plain text.
+RETURNED_TYPES = {"TraceRecord", "TracePipe", "TraceEvent", "PerfettoStream"}
 
 #: Type names that signatures mention and this site does not document (the standard library,
 #: anyio, trio, loguru): shown as plain text.
@@ -350,7 +351,7 @@ def _missing_reference(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
     target = node.get("reftarget", "")
     if node.get("refdomain") == "py" and re.fullmatch(r"kdefer_async\.[\w.]*\._?[A-Z]", target):
         return contnode  # a type variable (``T``, ``F``) of a private module
-    if node.get("refdomain") == "py" and target.split(".")[-1] in RETURNED_TYPES:
+    if node.get("refdomain") == "py" and any(p in RETURNED_TYPES for p in target.split(".")):
         return contnode  # described by the docstring of the method that returns it
     if node.get("refdomain") == "py" and (
         target in EXTERNAL
