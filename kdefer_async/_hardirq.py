@@ -81,6 +81,7 @@ from ._consts import (
     IRQF_PROBE_SHARED,
     IRQF_SHARED,
     IRQF_TRIGGER_MASK,
+    LOCAL_TIMER_VECTOR,
     NR_IRQS,
     TIMER_SOFTIRQ,
 )
@@ -632,12 +633,13 @@ def irq_entry(cpu: CPU, task: TaskStruct, irq: int) -> None:
     cpu.curr = task
     try:
         # irq_enter() on an idle CPU: a wheel timer (even a deferrable one) that is due now
-        # raises TIMER_SOFTIRQ (the clock is read only when some timer is armed on the CPU)
+        # raises TIMER_SOFTIRQ (the clock is read only when some timer is armed on the CPU;
+        # the tick's own handler does this itself)
         nxt = cpu.std_base.next_expiry
         dnxt = cpu.def_base.next_expiry
         if dnxt < nxt:
             nxt = dnxt
-        if nxt < _NO_EXPIRY and nxt <= kernel.get_jiffies():
+        if nxt < _NO_EXPIRY and irq != LOCAL_TIMER_VECTOR and nxt <= kernel.get_jiffies():
             cpu.pending |= TIMER_SOFTIRQ_BIT
             if kernel._trace_on:
                 emit(kernel, task, SOFTIRQ_RAISE, TIMER_SOFTIRQ)

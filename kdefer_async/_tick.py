@@ -29,7 +29,6 @@ import anyio
 
 from ._consts import (
     CALL_FUNCTION_VECTOR,
-    HARDIRQ_OFFSET,
     IRQ_WORK_VECTOR,
     LOCAL_TIMER_VECTOR,
     TIMER_SOFTIRQ,
@@ -160,19 +159,12 @@ def tick_body(cpu: CPU, task: TaskStruct) -> None:
 def local_timer_interrupt(cpu: CPU, task: TaskStruct) -> None:
     """
     A local timer interrupt on *cpu*, interrupting *task* (its idle task, or the task that
-    busy-waits there): irq_enter, :func:`tick_body`, irq_exit with softirq processing.
+    busy-waits there): ``irq_entry`` of ``LOCAL_TIMER_VECTOR`` (irq_enter, :func:`tick_body`,
+    irq_exit with softirq processing), then what its handlers raised for this CPU.
     """
-    from ._hardirq import irq_exit
+    from ._hardirq import irq_entry
 
-    task.preempt_count += HARDIRQ_OFFSET
-    saved_curr = cpu.curr
-    cpu.curr = task
-    try:
-        tick_body(cpu, task)
-    finally:
-        cpu.curr = saved_curr
-        task.preempt_count -= HARDIRQ_OFFSET
-    irq_exit(cpu, task)
+    irq_entry(cpu, task, LOCAL_TIMER_VECTOR)
     if cpu.pending_irqs:
         cpu.kernel._deliver_pending_irqs(task)  # raised by the handlers (an irq_work, a line)
 
