@@ -690,15 +690,15 @@ class TestSleep:
             assert await schedule_hrtimeout(ms_to_ktime(2), HRTIMER_MODE_REL) == -EINTR
             check(ktime_get() - start, 0) if virtual else None
 
+            start = ktime_get()  # before the timer is armed: it fires >= start + MS
             at(MS, lambda: send_sig(SIGUSR1, me, 0))
-            start = ktime_get()
             set_current_state(TASK_INTERRUPTIBLE)
             assert await schedule_hrtimeout(long, HRTIMER_MODE_REL) == -EINTR
             check(ktime_get() - start, MS)
             kdefer_async.flush_signals(me)
 
-            at(MS, lambda: wake_up_process(me))
             start = ktime_get()
+            at(MS, lambda: wake_up_process(me))
             set_current_state(TASK_UNINTERRUPTIBLE)
             assert await schedule_hrtimeout(long, HRTIMER_MODE_REL) == -EINTR
             check(ktime_get() - start, MS)
@@ -708,8 +708,8 @@ class TestSleep:
             assert await schedule_hrtimeout(0, HRTIMER_MODE_REL) == 0
             check(ktime_get() - start, 0) if virtual else None
 
-            at(3 * MS, lambda: wake_up_process(me))
             start = ktime_get()
+            at(3 * MS, lambda: wake_up_process(me))
             set_current_state(TASK_INTERRUPTIBLE)
             assert await schedule_hrtimeout(None, HRTIMER_MODE_REL) == -EINTR
             check(ktime_get() - start, 3 * MS)
