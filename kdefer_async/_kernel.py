@@ -377,6 +377,7 @@ class Kernel:
         self._epoch = self._clock()
         self.get_jiffies = _jiffies_reader(self._clock, self._epoch, self.hz, self.initial_jiffies)
         self.get_ktime = ktime_reader(self._clock, self._epoch)
+        self.tracing._booted(self._clock, self._epoch)
         self._booted = True
         self.softirq_vec[HI_SOFTIRQ] = tasklet_hi_action
         self.softirq_vec[TIMER_SOFTIRQ] = run_timer_softirq

@@ -859,7 +859,7 @@ def convert(tracing: Tracing, point_ids: set[int] | None = None) -> list[dict[st
     events: list[dict[str, Any]] = []
     conv = Converter(tracing, events.append)
     conv.point_ids = point_ids
-    conv.drop_tasklet_flows(cpu for cpu, buf in enumerate(tracing._cpus) if buf.overrun)
+    conv.drop_tasklet_flows(cpu for cpu, lost in enumerate(tracing._overruns()) if lost)
     for rec in tracing.records():
         conv.feed(rec)
     conv.finish()
@@ -901,7 +901,7 @@ def write_perfetto(tracing: Tracing, path: str) -> None:
         "source": "kdefer_async",
         "nr_cpus": kernel.nr_cpus,
         "hz": kernel.hz,
-        "events_lost": sum(buf.overrun for buf in tracing._cpus),
+        "events_lost": sum(tracing._overruns()),
     }
     with _open_text(path) as f:
         f.write('{"traceEvents":[\n')

@@ -340,7 +340,8 @@ def _action(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
                 )
             t.state = (state | _RUN) & ~_SCHED
             func = t.func
-            if kernel._trace_on:
+            traced = kernel._trace_on  # (the exit is traced iff the entry was)
+            if traced:
                 emit(kernel, task, TASKLET_ENTRY, t, func)
             try:
                 result = func(t if t.use_callback else t.data)
@@ -348,7 +349,7 @@ def _action(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
                 t.state &= ~_RUN
                 panic_in_interrupt(task, exc, f"tasklet {symbol_name(func)}")
                 raise
-            if kernel._trace_on:
+            if traced:
                 emit(kernel, task, TASKLET_EXIT, t, func)
             t.state &= ~_RUN
             ran += 1

@@ -333,7 +333,7 @@ def write_timeline(tracing: Tracing, path: str, *, linear: bool = False) -> None
         handles.append(Line2D([], [], color=_ARROW_COLOUR, lw=1, label="flow (sample)"))
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1), frameon=False)
         kernel = tracing._kernel
-        n_rec = sum(len(buf.records) for buf in tracing._cpus)
+        n_rec = sum(len(buf.raw) for buf in tracing._sync_all())
         ax.set_title(
             f"kdefer_async trace: {n_rec} records, {kernel.nr_cpus} CPUs, HZ={kernel.hz}",
             loc="left",

@@ -45,12 +45,16 @@ The record (:class:`TraceRecord`, what sinks receive and :meth:`Tracing.records`
 from __future__ import annotations
 
 import difflib
+import heapq
+import itertools
 import os
 import re
 import sys
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
@@ -437,16 +441,87 @@ def context_flags(task: TaskStruct) -> tuple[int, int]:
     return flags, depth
 
 
-class _CpuBuffer:
-    """One CPU's ring buffer: records, their bytes, and what was overwritten."""
+#: A raw record as a tracepoint appends it to its CPU's buffer: ``(time, seq, task, ctx,
+#: event, fields)``, the loop clock's reading (converted to nanoseconds since boot when the
+#: record is read), the kernel-wide sequence number, the task (its pid and comm are read with
+#: the record, as the kernel reads comms from its saved cmdlines), ``flags | depth << 8``,
+#: the event and its raw fields. The CPU is the buffer's.
+_Raw = tuple[Any, ...]
 
-    __slots__ = ("bytes", "lost", "overrun", "records")
+#: A CPU's buffer is accounted (see :class:`_CpuBuffer`) once it holds more raw records than
+#: this, or twice the most any buffer kept at its last accounting if that is more.
+_SYNC_MIN = 8192
+_SYNC_SLACK = 1024
+
+
+class _CpuBuffer:
+    """
+    One CPU's ring buffer: its records, their bytes, and what was overwritten.
+
+    A tracepoint only appends a raw record to :attr:`raw`. The records are accounted (their
+    sizes summed, the oldest dropped and counted while the bytes exceed the buffer's size) by
+    :meth:`Tracing._sync`, before anything reads the buffer and when it grows past a bound:
+    dropping from the front until the rest fits keeps the longest run of newest records that
+    fits, whether it is done after each record or after many, so what a reader sees is what a
+    ring buffer overwriting on each write would hold.
+    """
+
+    __slots__ = ("bytes", "lost", "overrun", "raw", "synced")
 
     def __init__(self) -> None:
-        self.records: deque[TraceRecord] = deque()  # A
-        self.bytes = 0  # A: what the records take
+        self.raw: deque[_Raw] = deque()  # A
+        self.synced = 0  # A: raw[:synced] are accounted in bytes (the rest are newer)
+        self.bytes = 0  # A: what the accounted records take
         self.overrun = 0  # A: records overwritten since the last clear()
         self.lost = 0  # A: records overwritten since the pipe last read this CPU
+
+
+class _Sinks(list[Callable[["TraceRecord"], object]]):
+    """:attr:`Tracing.sinks`: a list that tells its tracing when it gains or loses members
+    (an empty one costs a tracepoint nothing)."""
+
+    def __init__(self, tracing: Tracing, items: Sequence[Callable[[TraceRecord], object]] = ()):
+        super().__init__(items)
+        self._tracing = tracing
+
+    def _changed(self) -> None:
+        self._tracing._rearm()
+
+
+def _notifying(name: str) -> Callable[..., Any]:
+    method = getattr(list, name)
+
+    def wrapper(self: _Sinks, *args: Any, **kwargs: Any) -> Any:
+        result = method(self, *args, **kwargs)
+        self._changed()
+        return self if name == "__iadd__" else result
+
+    wrapper.__name__ = name
+    return wrapper
+
+
+for _name in (
+    "append",
+    "extend",
+    "insert",
+    "remove",
+    "pop",
+    "clear",
+    "__setitem__",
+    "__delitem__",
+    "__iadd__",
+):
+    setattr(_Sinks, _name, _notifying(_name))
+del _name
+
+
+def _no_clock() -> float:
+    return 0.0
+
+
+#: A raw record's event, and an event's size in a ring buffer (for map(): no Python frames)
+_event_of = itemgetter(4)
+_size_of = attrgetter("size")
 
 
 class Tracing:
@@ -460,10 +535,6 @@ class Tracing:
     :meth:`write_perfetto` and :meth:`stream_perfetto` write a timeline for ui.perfetto.dev,
     :meth:`write_timeline` draws one as a picture.
 
-    Attributes:
-        sinks: Callables called with each :class:`TraceRecord` as it is recorded, in order
-            (a streaming writer appends itself here).
-
     .. versionadded:: 0.2
     """
 
@@ -476,8 +547,15 @@ class Tracing:
         self._enabled: set[TraceEvent] = set()  # A
         self._size_kb = BUF_SIZE_KB_DEFAULT  # A
         self._cpus: list[_CpuBuffer] = []  # A: grown to nr_cpus on first use
-        self._seq = 0  # A
-        self.sinks: list[Callable[[TraceRecord], object]] = []  # A
+        self._raw: list[deque[_Raw]] = []  # A: each buffer's raw deque, for the tracepoints
+        self._seq = itertools.count(1).__next__  # A: the next record's seq
+        self._clock: Callable[[], float] = _no_clock  # I after boot: the loop's clock
+        self._epoch = 0.0  # I after boot: the loop time of boot
+        self._hi = _SYNC_MIN  # A: the raw length that makes a buffer be accounted
+        #: A: a tracepoint calls _after() when its buffer is longer than this: _hi, or -1
+        #: while there are sinks or a waiting pipe reader (they see every record at once)
+        self._check = _SYNC_MIN
+        self._sinks = _Sinks(self)  # A
         self._ids: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # A
         self._strong_ids: dict[int, tuple[object, int]] = {}  # A: objects without weakrefs
         self._next_id = 0  # A
@@ -485,6 +563,32 @@ class Tracing:
         self._single_ipi: set[int] = set()
         self._pipe_wakeup: anyio.Event | None = None  # A: set when a pipe reader waits
         self._streams: list[PerfettoStream] = []  # A: open stream_perfetto() writers
+
+    @property
+    def sinks(self) -> list[Callable[[TraceRecord], object]]:
+        """Callables called with each :class:`TraceRecord` as it is recorded, in order (a
+        streaming writer appends itself here). Assigning a list replaces them."""
+        return self._sinks
+
+    @sinks.setter
+    def sinks(self, sinks: Sequence[Callable[[TraceRecord], object]]) -> None:
+        self._sinks = _Sinks(self, sinks)
+        self._rearm()
+
+    def _rearm(self) -> None:
+        """Recompute the tracepoints' one test of their buffer's length (:attr:`_check`)."""
+        hooked = bool(self._sinks) or self._pipe_wakeup is not None
+        self._check = -1 if hooked else self._hi
+
+    def _booted(self, clock: Callable[[], float], epoch: float) -> None:
+        """The kernel booted at loop time *epoch* of *clock*: records are stamped on it (any
+        made before boot read as boot)."""
+        for buf in self._cpus:
+            buf.raw = deque((epoch, *r[1:]) for r in buf.raw)
+        self._raw = [buf.raw for buf in self._cpus]
+        self._grow(self._kernel.nr_cpus - 1)  # (from now on each CPU has its buffer)
+        self._clock = clock
+        self._epoch = epoch
 
     def __repr__(self) -> str:
         state = "on" if self._on else "off"
@@ -626,19 +730,75 @@ class Tracing:
     def buffer_size_kb(self, kb: int) -> None:
         check_int(kb, "Tracing.buffer_size_kb", "kb", lo=1, expected="a size in KiB >= 1")
         self._size_kb = kb
-        limit = kb * 1024
-        for buf in self._cpus:
-            while buf.bytes > limit and buf.records:
-                old = buf.records.popleft()
-                buf.bytes -= old.event.size
-                buf.overrun += 1
-                buf.lost += 1
+        self._sync_all()
 
-    def _buffers(self) -> list[_CpuBuffer]:
-        need = self._kernel.nr_cpus
-        while len(self._cpus) < need:
-            self._cpus.append(_CpuBuffer())
+    def _grow(self, cpu: int) -> deque[_Raw]:
+        """The raw deque of CPU *cpu*'s buffer, the buffers made up to it."""
+        while len(self._cpus) <= cpu:
+            buf = _CpuBuffer()
+            self._cpus.append(buf)
+            self._raw.append(buf.raw)
+        return self._raw[cpu]
+
+    def _sync(self, buf: _CpuBuffer) -> None:
+        """Account *buf*'s new records: add their sizes, then overwrite (drop and count) the
+        oldest while the buffer is over its size."""
+        raw = buf.raw
+        new = len(raw) - buf.synced
+        total = buf.bytes
+        if new:
+            total += sum(map(_size_of, map(_event_of, islice(reversed(raw), new))))
+        limit = self._size_kb * 1024
+        if total > limit:
+            drop = 0
+            popleft = raw.popleft
+            while total > limit:
+                total -= popleft()[4].size
+                drop += 1
+            buf.overrun += drop
+            buf.lost += drop
+        buf.bytes = total
+        buf.synced = len(raw)
+        if len(raw) + _SYNC_SLACK > self._hi:
+            self._hi = len(raw) + _SYNC_SLACK
+            self._rearm()
+
+    def _sync_all(self) -> list[_CpuBuffer]:
+        """Every CPU's buffer, accounted (see :meth:`_sync`)."""
+        if len(self._cpus) < self._kernel.nr_cpus:
+            self._grow(self._kernel.nr_cpus - 1)
+        for buf in self._cpus:
+            if buf.synced != len(buf.raw) or buf.bytes > self._size_kb * 1024:
+                self._sync(buf)
         return self._cpus
+
+    def _after(self, cpu: int) -> None:
+        """A tracepoint appended a record to CPU *cpu*'s buffer, and :attr:`_check` says more
+        must be done: account the buffer if it has grown past the bound, hand the record to
+        the sinks, wake a pipe reader."""
+        buf = self._cpus[cpu]
+        raw = buf.raw
+        rec = raw[-1]
+        if len(raw) > self._hi:
+            self._sync(buf)
+        if self._sinks:
+            record = self._cook(rec, cpu)
+            for sink in self._sinks:
+                sink(record)
+        if self._pipe_wakeup is not None:
+            self._wake_pipe()
+
+    def _cook(self, raw: _Raw, cpu: int) -> TraceRecord:
+        """The :class:`TraceRecord` of a raw record of CPU *cpu*'s buffer."""
+        t, seq, task, ctx, event, fields = raw
+        ns = int((t - self._epoch) * 1e9 + 0.5)
+        return _new_record(
+            TraceRecord, (ns, seq, cpu, task.pid, task.comm, ctx & 0xFF, ctx >> 8, event, fields)
+        )
+
+    def _overruns(self) -> list[int]:
+        """Each CPU's count of overwritten records since the last :meth:`clear`."""
+        return [buf.overrun for buf in self._sync_all()]
 
     def clear(self) -> None:
         """
@@ -647,8 +807,8 @@ class Tracing:
         .. versionadded:: 0.2
         """
         for buf in self._cpus:
-            buf.records.clear()
-            buf.bytes = buf.overrun = buf.lost = 0
+            buf.raw.clear()
+            buf.bytes = buf.overrun = buf.lost = buf.synced = 0
 
     def _record(
         self,
@@ -660,46 +820,29 @@ class Tracing:
         fields: tuple[Any, ...],
     ) -> None:
         """Stamp and store one record in CPU *cpu*'s ring buffer (the oldest go when it is
-        full), and hand it to the sinks."""
-        self._seq += 1
-        rec = _new_record(
-            TraceRecord,
-            (
-                self._kernel.get_ktime(),
-                self._seq,
-                cpu,
-                task.pid,
-                task.comm,
-                flags,
-                depth,
-                event,
-                fields,
-            ),
-        )
-        bufs = self._cpus
-        if cpu >= len(bufs):
-            bufs = self._buffers()
-        buf = bufs[cpu]
-        records = buf.records
-        records.append(rec)
-        buf.bytes += event.size
-        if buf.bytes > self._size_kb * 1024:
-            limit = self._size_kb * 1024
-            while buf.bytes > limit:
-                old = records.popleft()
-                buf.bytes -= old.event.size
-                buf.overrun += 1
-                buf.lost += 1
-        if self.sinks:
-            for sink in self.sinks:
-                sink(rec)
-        if self._pipe_wakeup is not None:
-            self._wake_pipe()
+        full), and hand it to the sinks. (:func:`emit` and :func:`emit_locked` do the same
+        inline.)"""
+        try:
+            raw = self._raw[cpu]
+        except IndexError:
+            raw = self._grow(cpu)
+        raw.append((self._clock(), self._seq(), task, flags | depth << 8, event, fields))
+        if len(raw) > self._check:
+            self._after(cpu)
+
+    def _wait_pipe(self) -> anyio.Event:
+        """The event a pipe reader waits on for the next record."""
+        ev = self._pipe_wakeup
+        if ev is None:
+            ev = self._pipe_wakeup = anyio.Event()
+            self._rearm()
+        return ev
 
     def _wake_pipe(self) -> None:
         ev = self._pipe_wakeup
         if ev is not None:
             self._pipe_wakeup = None
+            self._rearm()
             ev.set()
 
     # -- ids ----------------------------------------------------------------------------------
@@ -740,9 +883,11 @@ class Tracing:
 
         .. versionadded:: 0.2
         """
-        merged = [rec for buf in self._cpus for rec in buf.records]
-        merged.sort(key=_seq_key)
-        return merged
+        cook = self._cook
+        per_cpu = [[cook(rec, cpu) for rec in buf.raw] for cpu, buf in enumerate(self._sync_all())]
+        if len(per_cpu) == 1:
+            return per_cpu[0]
+        return list(heapq.merge(*per_cpu, key=_seq_key))  # each is in seq order already
 
     def format_record(self, rec: TraceRecord) -> str:
         """
@@ -777,8 +922,9 @@ class Tracing:
 
         .. versionadded:: 0.2
         """
-        entries = sum(len(buf.records) for buf in self._cpus)
-        written = entries + sum(buf.overrun for buf in self._cpus)
+        bufs = self._sync_all()
+        entries = sum(len(buf.raw) for buf in bufs)
+        written = entries + sum(buf.overrun for buf in bufs)
         lines = [
             "# tracer: nop",
             "#",
@@ -800,8 +946,8 @@ class Tracing:
         """Take the oldest record off its buffer: its line, preceded by a LOST line if due."""
         best: _CpuBuffer | None = None
         best_cpu = 0
-        for cpu, buf in enumerate(self._cpus):
-            if buf.records and (best is None or buf.records[0].seq < best.records[0].seq):
+        for cpu, buf in enumerate(self._sync_all()):
+            if buf.raw and (best is None or buf.raw[0][1] < best.raw[0][1]):
                 best, best_cpu = buf, cpu
         if best is None:
             return []
@@ -809,9 +955,10 @@ class Tracing:
         if best.lost:
             out.append(f"CPU:{best_cpu} [LOST {best.lost} EVENTS]")
             best.lost = 0
-        rec = best.records.popleft()
-        best.bytes -= rec.event.size
-        out.append(self.format_record(rec))
+        rec = best.raw.popleft()
+        best.bytes -= rec[4].size
+        best.synced -= 1
+        out.append(self.format_record(self._cook(rec, best_cpu)))
         return out
 
     # -- timelines (the writers live in _perfetto and _timeline) --------------------------------
@@ -965,10 +1112,7 @@ class TracePipe:
                 return lines[0]
             if kernel._halted or (self._read and not tracing._on):
                 raise StopAsyncIteration
-            ev = tracing._pipe_wakeup
-            if ev is None:
-                ev = tracing._pipe_wakeup = anyio.Event()
-            await ev.wait()
+            await tracing._wait_pipe().wait()
 
 
 def _seq_key(rec: TraceRecord) -> int:
@@ -996,7 +1140,14 @@ def emit(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: object) -
         flags, depth = context_flags(task)
     else:
         flags = depth = 0
-    tracing._record(task.cpu, task, flags, depth, event, fields)
+    cpu = task.cpu
+    try:
+        raw = tracing._raw[cpu]
+    except IndexError:
+        raw = tracing._grow(cpu)
+    raw.append((tracing._clock(), tracing._seq(), task, flags | depth << 8, event, fields))
+    if len(raw) > tracing._check:
+        tracing._after(cpu)
 
 
 def emit_locked(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: object) -> None:
@@ -1012,7 +1163,15 @@ def emit_locked(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: ob
             depth += 1
     else:
         flags, depth = 0, 1
-    tracing._record(task.cpu, task, flags | TRACE_FLAG_IRQS_OFF, depth, event, fields)
+    cpu = task.cpu
+    try:
+        raw = tracing._raw[cpu]
+    except IndexError:
+        raw = tracing._grow(cpu)
+    ctx = flags | TRACE_FLAG_IRQS_OFF | depth << 8
+    raw.append((tracing._clock(), tracing._seq(), task, ctx, event, fields))
+    if len(raw) > tracing._check:
+        tracing._after(cpu)
 
 
 def site_task(kernel: Kernel, cpu: int) -> TaskStruct:

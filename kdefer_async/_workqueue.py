@@ -92,6 +92,7 @@ from ._timer import TimerList, _detach, _enqueue
 from ._trace import (
     SOFTIRQ_RAISE,
     SWITCH_STATE_I,
+    TRACE_FLAG_IRQS_OFF,
     WORKQUEUE_ACTIVATE_WORK,
     WORKQUEUE_EXECUTE_END,
     WORKQUEUE_EXECUTE_START,
@@ -1068,6 +1069,12 @@ async def worker_thread(worker: Worker) -> None:
     parker = kernel._parker
     percpu = not unbound
     coro_type = _CoroutineType
+    # the tracepoints' fast path (inline below): objects that live as long as the kernel
+    tracing = kernel.tracing
+    t_enabled = tracing._enabled
+    t_raws = tracing._raw
+    t_clock = tracing._clock
+    t_seq = tracing._seq
     try:
         while True:
             if worker.is_idle:
@@ -1142,8 +1149,15 @@ async def worker_thread(worker: Worker) -> None:
                         # (a suspension from here until current_work is cleared is the item
                         # sleeping: _KWorkerDrive watches for it)
                         traced = kernel._trace_on  # (the end is traced iff the start was)
-                        if traced:
-                            emit(kernel, task, WORKQUEUE_EXECUTE_START, work, func)
+                        if traced and WORKQUEUE_EXECUTE_START in t_enabled:  # (emit(), inline)
+                            if task.preempt_count or task.irqs_off or task.migration_disabled:
+                                emit(kernel, task, WORKQUEUE_EXECUTE_START, work, func)
+                            else:
+                                raw = t_raws[task.cpu]
+                                ev = WORKQUEUE_EXECUTE_START
+                                raw.append((t_clock(), t_seq(), task, 0, ev, (work, func)))
+                                if len(raw) > tracing._check:
+                                    tracing._after(task.cpu)
                         try:
                             result = func(work)
                             if type(result) is coro_type or (
@@ -1159,8 +1173,15 @@ async def worker_thread(worker: Worker) -> None:
                             raise
                         finally:
                             # ... and the bookkeeping after it (also when cancelled)
-                            if traced:
-                                emit(kernel, task, WORKQUEUE_EXECUTE_END, work, func)
+                            if traced and WORKQUEUE_EXECUTE_END in t_enabled:  # (inline)
+                                if task.preempt_count or task.irqs_off or task.migration_disabled:
+                                    emit(kernel, task, WORKQUEUE_EXECUTE_END, work, func)
+                                else:
+                                    raw = t_raws[task.cpu]
+                                    ev = WORKQUEUE_EXECUTE_END
+                                    raw.append((t_clock(), t_seq(), task, 0, ev, (work, func)))
+                                    if len(raw) > tracing._check:
+                                        tracing._after(task.cpu)
                             now = perf()
                             ran = now - worker.t0
                             worker.t0 = now
@@ -2242,11 +2263,44 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
     if not pool.worklist:
         worklist_busy(pool)
     pool.worklist.append(work)
-    if task.kernel._trace_on:
-        trace_queue(task, WORK_CPU_UNBOUND, wq, work, pwq, True)
+    if task.kernel._trace_on:  # (trace_queue(), inline: the hot path)
+        tracing = task.kernel.tracing
+        if task.preempt_count or task.irqs_off or task.migration_disabled:
+            trace_queue(task, WORK_CPU_UNBOUND, wq, work, pwq, True)
+        else:
+            # under the pool's raw spinlock, interrupts saved: "d..1."
+            enabled = tracing._enabled
+            raw = tracing._raw[cpu]
+            func = work.func
+            if WORKQUEUE_QUEUE_WORK in enabled:
+                queued = (work, func, wq._name, WORK_CPU_UNBOUND, -1 if pool.unbound else pool.cpu)
+                raw.append(
+                    (tracing._clock(), tracing._seq(), task, _LOCKED, WORKQUEUE_QUEUE_WORK, queued)
+                )
+                if len(raw) > tracing._check:  # (sinks see each record)
+                    tracing._after(cpu)
+            if WORKQUEUE_ACTIVATE_WORK in enabled:
+                fields = (work, func)
+                raw.append(
+                    (
+                        tracing._clock(),
+                        tracing._seq(),
+                        task,
+                        _LOCKED,
+                        WORKQUEUE_ACTIVATE_WORK,
+                        fields,
+                    )
+                )
+            if len(raw) > tracing._check:
+                tracing._after(cpu)
     if pool.idle and (pool.unbound or not pool.nr_running):
         kick_pool(pool)
     return True
+
+
+#: The context word of a record a plain task makes under a raw spinlock with interrupts saved:
+#: irqs-off, preempt depth 1 (``d..1.``)
+_LOCKED = TRACE_FLAG_IRQS_OFF | 1 << 8
 
 
 def trace_queue(

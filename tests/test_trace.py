@@ -27,7 +27,9 @@ from kdefer_async import (
     Tasklet,
     TimerList,
     Tracing,
+    Work,
     add_timer_local,
+    flush_workqueue,
     hrtimer_setup,
     hrtimer_start,
     irq_work_queue,
@@ -43,9 +45,11 @@ from kdefer_async import (
     open_softirq,
     preempt_disable,
     preempt_enable,
+    queue_work,
     raise_softirq,
     request_irq,
     smp_call_function_single,
+    system_wq,
     tasklet_schedule,
     trace_printk,
     tracing_is_on,
@@ -110,6 +114,35 @@ class TestCore:
             assert rec.flag_chars == "..s1."
             assert got[1].seq == rec.seq + 1
             assert k.tracing.records() == got
+
+    async def test_sinks_see_every_record_of_the_hot_paths(self) -> None:
+        """queue_work and the worker record through their own fast paths: a sink added by
+        append, extend or assignment sees each of their records as it is made, in the order
+        records() returns them, and a removed sink sees no more."""
+        from kdefer_async._trace import TraceRecord
+
+        async def noop(_w: Work) -> None:
+            return None
+
+        first: list[TraceRecord] = []
+        second: list[TraceRecord] = []
+        async with Kernel(nr_cpus=1, trace="workqueue") as k:
+            k.tracing.sinks.append(first.append)
+            k.tracing.sinks += [second.append]
+            for _ in range(3):
+                queue_work(system_wq, Work(noop))
+            await flush_workqueue(system_wq)
+            names = [r.event.name for r in first]
+            assert names.count("workqueue_queue_work") == 3
+            assert names.count("workqueue_activate_work") == 3
+            assert names.count("workqueue_execute_start") == 3
+            assert names.count("workqueue_execute_end") == 3
+            assert first == second == k.tracing.records()
+            k.tracing.sinks.remove(first.append)
+            k.tracing.sinks = [second.append]
+            queue_work(system_wq, Work(noop))
+            assert len(first) == 12
+            assert len(second) == 14
 
     async def test_trace_id_is_stable_and_distinct(self) -> None:
         """Each object gets one id for its life, in the 32-bit hashed-pointer shape."""
@@ -426,6 +459,68 @@ class TestRingBuffer:
             second = await pipe.__anext__()
         assert first == f"CPU:0 [LOST {100 - kept} EVENTS]"
         assert second.endswith("softirq_raise: vec=2 [action=NET_TX]")
+
+    async def test_mixed_sizes_keep_the_newest_that_fit(self) -> None:
+        """Records of different sizes, written in bursts larger and smaller than the buffer,
+        on two CPUs: after each burst the buffer holds exactly the newest records whose sizes
+        fit in buffer_size_kb, and every older one is counted as overwritten."""
+        async with Kernel(nr_cpus=2, trace="irq:softirq_raise,workqueue") as k:
+            k.tracing.buffer_size_kb = 2
+            limit = 2 * 1024
+            written: list[str] = []  # this CPU's events, oldest first
+
+            async def noop(_w: Work) -> None:
+                return None
+
+            for burst in (10, 300, 7, 1000, 1, 50):
+                for i in range(burst):
+                    if i % 3:
+                        raise_softirq(NET_TX_SOFTIRQ)
+                        written.append("softirq_raise")
+                    else:
+                        queue_work(system_wq, Work(noop))  # queue + activate: larger ones
+                        written.extend(["workqueue_queue_work", "workqueue_activate_work"])
+                recs = [r for r in k.tracing.records() if r.cpu == 0]
+                sizes = {r.event.name: r.event.size for r in recs}
+                kept, total = 0, 0
+                for name in reversed(written):
+                    if name not in sizes or total + sizes[name] > limit:
+                        break
+                    total += sizes[name]
+                    kept += 1
+                assert [r.event.name for r in recs] == written[len(written) - kept :]
+                header = k.tracing.text().splitlines()[2]
+                assert f": {kept}/{len(written)} " in header
+                await flush_workqueue(system_wq)
+                k.tracing.clear()
+                written.clear()
+
+    async def test_reads_between_writes_see_the_same_buffer(self) -> None:
+        """Reading (records, text, a resize) between writes changes nothing about which
+        records are kept: the same writes read once or after every record give one trace."""
+
+        async def run(read_each: bool) -> tuple[list[tuple[str, int]], str]:
+            async with Kernel(nr_cpus=1, trace="irq:softirq_raise,irq:softirq_entry") as k:
+                k.tracing.buffer_size_kb = 1
+                for i in range(400):
+                    raise_softirq(NET_TX_SOFTIRQ if i % 2 else NET_RX_SOFTIRQ)
+                    if read_each:
+                        k.tracing.records()
+                recs = [(r.event.name, r.fields[0]) for r in k.tracing.records()]
+                return recs, k.tracing.text().splitlines()[2]
+
+        assert await run(False) == await run(True)
+
+    async def test_shrinking_the_buffer_overwrites_the_oldest(self) -> None:
+        """A smaller buffer_size_kb drops the oldest records and counts them."""
+        async with Kernel(nr_cpus=1, trace="irq:softirq_raise") as k:
+            for _ in range(300):
+                raise_softirq(NET_TX_SOFTIRQ)
+            assert len(k.tracing.records()) == 300
+            k.tracing.buffer_size_kb = 1
+            kept = len(k.tracing.records())
+            assert kept == 1024 // k.tracing.records()[0].event.size
+            assert f": {kept}/300 " in k.tracing.text().splitlines()[2]
 
 
 class TestPipe:
