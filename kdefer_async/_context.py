@@ -101,6 +101,7 @@ class TaskStruct:
         "is_kthread",
         "kernel",
         "migration_disabled",
+        "need_resched",
         "owner",
         "pid",
         "policy",
@@ -122,6 +123,9 @@ class TaskStruct:
         self.irqs_off = 0  # A: local_irq_save() nesting while this task runs
         self.flags = 0  # A: PF_* bits (PF_NO_SETAFFINITY: a per-CPU thread, kthread_bind)
         self.migration_disabled = 0  # A: migrate_disable() nesting
+        #: A: TIF_NEED_RESCHED as the trace shows it: 0, or the TRACE_FLAG_* bits a wake-up
+        #: that must preempt this running task set (see _sched.sched_wakeup)
+        self.need_resched = 0
         self.policy = 0  # A: SCHED_NORMAL, or SCHED_FIFO for irq threads
         self.rt_priority = 0  # A: 1 to 99 for SCHED_FIFO tasks
         self.state = TASK_RUNNING  # A

@@ -96,6 +96,8 @@ from ._trace import (
     SWITCH_STATE_S,
     SWITCH_STATE_X,
     TASK_REPORT_MAX,
+    TRACE_FLAG_NEED_RESCHED,
+    TRACE_FLAG_PREEMPT_RESCHED,
     emit_on,
     site_task,
 )
@@ -680,7 +682,9 @@ def switch_state(state: int) -> int:
 
 def _switch(kernel: Kernel, cpu: int, prev: TaskStruct, state: int, nxt: TaskStruct) -> None:
     """``sched_switch`` on *cpu*, recorded by *prev* in ``__schedule()`` (interrupts off, the
-    preempt guard and the runqueue lock: ``d..2.``)."""
+    preempt guard and the runqueue lock: ``d..2.``), after ``__schedule()`` cleared *prev*'s
+    need-resched flag."""
+    prev.need_resched = 0
     emit_on(
         kernel,
         prev,
@@ -783,6 +787,33 @@ def sched_exit(task: TaskStruct) -> None:
             rq.remove(task)
 
 
+def _is_rt(task: TaskStruct) -> bool:
+    return task.policy == SCHED_FIFO or task.policy == SCHED_RR
+
+
+def _wakeup_preempt(st: _SchedTrace, waker: TaskStruct, task: TaskStruct) -> None:
+    """``wakeup_preempt()``: *task*, woken onto its CPU, preempts the task the trace shows
+    running there if that is the idle task, or a task of a lower class or real-time priority;
+    ``resched_curr()`` then sets its ``TIF_NEED_RESCHED``, and, when the waker runs on that
+    CPU, folds it into the preempt count at once (``N``); a remote CPU shows ``n`` (its
+    reschedule IPI is not modelled). Between two fair tasks the EEVDF eligibility test is
+    not modelled: a woken fair task waits until the running one sleeps."""
+    curr = st.curr[task.cpu]
+    if curr is task or curr.need_resched & TRACE_FLAG_PREEMPT_RESCHED:
+        return
+    if curr.pid == 0:
+        preempt = True  # the idle class is below every other
+    elif _is_rt(task):
+        preempt = not _is_rt(curr) or task.rt_priority > curr.rt_priority
+    else:
+        preempt = False
+    if preempt:
+        if waker.cpu == task.cpu:
+            curr.need_resched = TRACE_FLAG_NEED_RESCHED | TRACE_FLAG_PREEMPT_RESCHED
+        else:
+            curr.need_resched = TRACE_FLAG_NEED_RESCHED
+
+
 def sched_wakeup(task: TaskStruct, new: bool = False) -> None:
     """Trace the wake-up of *task* in the waker's context: ``sched_waking`` (``p->pi_lock``
     held: ``d..2.``) then ``sched_wakeup`` (the runqueue lock too: ``d..3.``); for a new task
@@ -794,8 +825,10 @@ def sched_wakeup(task: TaskStruct, new: bool = False) -> None:
     prio = task_prio(task)
     if new:
         emit_on(kernel, waker, waker.cpu, SCHED_WAKEUP_NEW, 3, task.comm, task.pid, prio, task.cpu)
+        _wakeup_preempt(st, waker, task)
     else:
         emit_on(kernel, waker, waker.cpu, SCHED_WAKING, 2, task.comm, task.pid, prio, task.cpu)
+        _wakeup_preempt(st, waker, task)
         emit_on(kernel, waker, waker.cpu, SCHED_WAKEUP, 3, task.comm, task.pid, prio, task.cpu)
     if new or task in st.asleep:
         rq = st.rq[task.cpu]

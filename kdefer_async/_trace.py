@@ -424,11 +424,11 @@ _PLAIN_TASK = (0, 0)
 def context_flags(task: TaskStruct) -> tuple[int, int]:
     """``tracing_gen_ctx()`` for *task*: the ``TRACE_FLAG_*`` bits and the depth byte."""
     pc = task.preempt_count
-    if not pc and not task.irqs_off and not task.migration_disabled:
+    if not pc and not task.irqs_off and not task.migration_disabled and not task.need_resched:
         return _PLAIN_TASK  # a task in plain process context: ``.....``
-    flags = 0
+    flags = task.need_resched  # (TRACE_FLAG_NEED_RESCHED, PREEMPT_RESCHED: set by a wake-up)
     if task.irqs_off or pc & HARDIRQ_MASK:
-        flags = TRACE_FLAG_IRQS_OFF
+        flags |= TRACE_FLAG_IRQS_OFF
     if pc & NMI_MASK:
         flags |= TRACE_FLAG_NMI
     if pc & HARDIRQ_MASK:
@@ -1136,7 +1136,7 @@ def emit(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: object) -
     tracing = kernel.tracing
     if event not in tracing._enabled:
         return
-    if task.preempt_count or task.irqs_off or task.migration_disabled:
+    if task.preempt_count or task.irqs_off or task.migration_disabled or task.need_resched:
         flags, depth = context_flags(task)
     else:
         flags = depth = 0
@@ -1157,7 +1157,7 @@ def emit_locked(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: ob
     tracing = kernel.tracing
     if event not in tracing._enabled:
         return
-    if task.preempt_count or task.irqs_off or task.migration_disabled:
+    if task.preempt_count or task.irqs_off or task.migration_disabled or task.need_resched:
         flags, depth = context_flags(task)
         if depth & 0xF < 15:
             depth += 1

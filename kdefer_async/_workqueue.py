@@ -1150,7 +1150,12 @@ async def worker_thread(worker: Worker) -> None:
                         # sleeping: _KWorkerDrive watches for it)
                         traced = kernel._trace_on  # (the end is traced iff the start was)
                         if traced and WORKQUEUE_EXECUTE_START in t_enabled:  # (emit(), inline)
-                            if task.preempt_count or task.irqs_off or task.migration_disabled:
+                            if (
+                                task.preempt_count
+                                or task.irqs_off
+                                or task.migration_disabled
+                                or task.need_resched
+                            ):
                                 emit(kernel, task, WORKQUEUE_EXECUTE_START, work, func)
                             else:
                                 raw = t_raws[task.cpu]
@@ -1174,7 +1179,12 @@ async def worker_thread(worker: Worker) -> None:
                         finally:
                             # ... and the bookkeeping after it (also when cancelled)
                             if traced and WORKQUEUE_EXECUTE_END in t_enabled:  # (inline)
-                                if task.preempt_count or task.irqs_off or task.migration_disabled:
+                                if (
+                                    task.preempt_count
+                                    or task.irqs_off
+                                    or task.migration_disabled
+                                    or task.need_resched
+                                ):
                                     emit(kernel, task, WORKQUEUE_EXECUTE_END, work, func)
                                 else:
                                     raw = t_raws[task.cpu]
@@ -2265,7 +2275,7 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
     pool.worklist.append(work)
     if task.kernel._trace_on:  # (trace_queue(), inline: the hot path)
         tracing = task.kernel.tracing
-        if task.preempt_count or task.irqs_off or task.migration_disabled:
+        if task.preempt_count or task.irqs_off or task.migration_disabled or task.need_resched:
             trace_queue(task, WORK_CPU_UNBOUND, wq, work, pwq, True)
         else:
             # under the pool's raw spinlock, interrupts saved: "d..1."

@@ -214,7 +214,8 @@ class TestWorkqueueOrder:
 
     async def test_delayed_work_queued_at_timer_expiry(self, virtual: bool) -> None:
         """Delayed work: nothing at queue_delayed_work; queue_work fires in the timer's
-        softirq (the IRQSAFE callback runs with interrupts off: ``d.s1.``), with ``req_cpu``
+        softirq (the IRQSAFE callback runs with interrupts off: ``d.s1.``, and ``N`` once a
+        wake-up is due to preempt the idle task), with ``req_cpu``
         the CPU asked for, right after the timer's expire_entry."""
         async with Kernel(nr_cpus=1, hz=1000, trace="workqueue,timer:timer_expire_entry") as k:
             dw = DelayedWork(fn)
@@ -229,10 +230,11 @@ class TestWorkqueueOrder:
         assert " d.s.. T: timer_expire_entry: timer=ID function=delayed_work_timer_fn " in lines[0]
         if virtual:
             assert lines[0].endswith(f"now={j + 6} baseclk={j + 6}")
+        # (the pool's first kworker, made just before, is due to preempt the idle task: N)
         assert lines[1:3] == [
-            "          <idle>-0       [000] d.s1. T: workqueue_queue_work: work struct=ID "
+            "          <idle>-0       [000] dNs1. T: workqueue_queue_work: work struct=ID "
             "function=fn workqueue=events req_cpu=8192 cpu=0",
-            "          <idle>-0       [000] d.s1. T: workqueue_activate_work: work struct ID "
+            "          <idle>-0       [000] dNs1. T: workqueue_activate_work: work struct ID "
             "function=fn ",
         ]
         assert [line.split(": ")[1] for line in lines[3:5]] == [
@@ -303,8 +305,8 @@ class TestSoftirqRaises:
 class TestSched:
     async def test_msleep_in_a_kworker(self, virtual: bool) -> None:
         """A kworker's msleep: sched_switch from it (``D``) to the next task or swapper; the
-        timer wakes it from softirq (sched_waking then sched_wakeup); it is switched in from
-        the idle task, and its item ends."""
+        timer wakes it from softirq (sched_waking then sched_wakeup, which shows the idle task
+        due for preemption: ``N``); it is switched in from the idle task, and its item ends."""
         async with Kernel(nr_cpus=1, hz=1000, trace="sched,workqueue") as k:
             w = Work(sleepy)
             schedule_work(w)
@@ -327,7 +329,7 @@ class TestSched:
         assert after[1:4] == [
             f"          <idle>-0       [000] d.s2. T: sched_waking: comm={kw} pid={pid} "
             "prio=120 target_cpu=000",
-            f"          <idle>-0       [000] d.s3. T: sched_wakeup: comm={kw} pid={pid} "
+            f"          <idle>-0       [000] dNs3. T: sched_wakeup: comm={kw} pid={pid} "
             "prio=120 target_cpu=000",
             "          <idle>-0       [000] d..2. T: sched_switch: prev_comm=swapper/0 "
             f"prev_pid=0 prev_prio=120 prev_state=R ==> next_comm={kw} next_pid={pid} "
@@ -512,3 +514,57 @@ class TestWakeups:
         irq = [ln for ln in lines if "comm=irq/10-dev " in ln]
         assert [ln.split(": ")[1] for ln in irq] == ["sched_waking", "sched_wakeup"]
         assert all("prio=49 " in ln for ln in irq)
+
+
+class TestNeedResched:
+    """The need-resched column: ``N`` from the wake-up that must preempt the running task
+    until the switch away from it."""
+
+    async def test_rt_thread_preempts_a_fair_task_and_fair_does_not(self) -> None:
+        """An interrupt in init wakes its SCHED_FIFO thread: sched_wakeup shows ``dNh3.``, the
+        switch clears it (``d..2.``); a kworker (fair, like init) woken by init sets nothing,
+        and neither does a wake-up onto another CPU on the waker's CPU."""
+
+        def fn(irq: int, dev: object) -> int:
+            return IRQ_HANDLED
+
+        async def noop(_w: Work) -> None:
+            return None
+
+        from kdefer_async import IRQF_ONESHOT
+
+        async with Kernel(nr_cpus=2, hz=250, trace="sched,irq") as k:
+            assert request_threaded_irq(10, None, fn, IRQF_ONESHOT, "dev", 1) == 0
+            await settle()
+            queue_work(system_wq, Work(noop))
+            await flush_workqueue(system_wq)
+            k.tracing.clear()
+            k.raise_irq(10)
+            await settle()
+            queue_work(system_wq, Work(noop))
+            queue_work_on(1, system_wq, Work(noop))
+            await settle()
+            lines = lines_of(k)
+        flags = {ln.split(": ")[1]: ln.split("] ")[1][:5] for ln in lines if "init-1" in ln[:25]}
+        irq = [ln for ln in lines if "comm=irq/10-dev " in ln]
+        assert irq[0].startswith("            init-1       [000] d.h2. T: sched_waking:")
+        assert irq[1].startswith("            init-1       [000] dNh3. T: sched_wakeup:")
+        switch = next(ln for ln in lines if "next_comm=irq/10-dev" in ln)
+        assert switch.startswith("            init-1       [000] d..2. T: sched_switch:")
+        kw = [ln for ln in lines if "comm=kworker/" in ln and "init-1" in ln[:25]]
+        assert len(kw) >= 3  # waking, wakeup of kworker/0:N; wakeup_new of kworker/1:0
+        assert all("] d..2. " in ln or "] d..3. " in ln for ln in kw)
+        assert flags["sched_wakeup_new"] == "d..3."
+
+    async def test_wakeup_on_an_idle_cpu(self) -> None:
+        """A task woken while the CPU idles: every line of the idle task from the wake-up on
+        shows ``N`` until it switches to the task; the task's own lines do not."""
+        async with Kernel(nr_cpus=1, hz=1000, trace="sched,timer:timer_expire_entry") as k:
+            await msleep(5)
+            lines = lines_of(k)
+        i = next(j for j, ln in enumerate(lines) if "sched_wakeup: comm=init" in ln)
+        assert lines[i - 1].split("] ")[1].startswith("d.s2. T: sched_waking")
+        switch = next(j for j in range(i, len(lines)) if "sched_switch" in lines[j])
+        assert all(ln.split("] ")[1][1] == "N" for ln in lines[i:switch])
+        assert lines[switch].split("] ")[1].startswith("d..2. T: sched_switch: prev_comm=swapper")
+        assert all(ln.split("] ")[1][1] == "." for ln in lines[:i] + lines[switch:])
