@@ -51,9 +51,10 @@ import os
 import re
 import sys
 import weakref
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from itertools import islice
+from itertools import accumulate, islice, repeat, starmap
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -442,16 +443,18 @@ def context_flags(task: TaskStruct) -> tuple[int, int]:
 
 
 #: A raw record as a tracepoint appends it to its CPU's buffer: ``(time, seq, task, ctx,
-#: event, fields)``, the loop clock's reading (converted to nanoseconds since boot when the
+#: event, *fields)`` (one flat tuple: one object fewer to make and free), the loop clock's reading (converted to nanoseconds since boot when the
 #: record is read), the kernel-wide sequence number, the task (its pid and comm are read with
 #: the record, as the kernel reads comms from its saved cmdlines), ``flags | depth << 8``,
-#: the event and its raw fields. The CPU is the buffer's.
+#: the event, then its raw fields. The CPU is the buffer's.
 _Raw = tuple[Any, ...]
 
 #: A CPU's buffer is accounted (see :class:`_CpuBuffer`) once it holds more raw records than
 #: this, or twice the most any buffer kept at its last accounting if that is more.
 _SYNC_MIN = 8192
 _SYNC_SLACK = 1024
+#: ... or by this share of what it keeps, if that is more
+_SYNC_SHARE = 4
 
 
 class _CpuBuffer:
@@ -750,17 +753,26 @@ class Tracing:
             total += sum(map(_size_of, map(_event_of, islice(reversed(raw), new))))
         limit = self._size_kb * 1024
         if total > limit:
-            drop = 0
-            popleft = raw.popleft
-            while total > limit:
-                total -= popleft()[4].size
-                drop += 1
+            # overwrite the fewest oldest records whose sizes cover the excess: found and
+            # dropped by C loops (about as many as the new ones, so look that far first)
+            excess = total - limit
+            sizes = map(_size_of, map(_event_of, islice(raw, new + 64)))
+            upto = list(accumulate(sizes))
+            while upto[-1] < excess:  # the oldest are smaller than the newest: look further
+                older = map(_size_of, map(_event_of, islice(raw, len(upto), 2 * len(upto))))
+                more = accumulate(older, initial=upto[-1])
+                next(more)  # (the initial sum: already the last of upto)
+                upto.extend(more)
+            drop = bisect_left(upto, excess) + 1
+            total -= upto[drop - 1]
+            deque(starmap(raw.popleft, repeat((), drop)), 0)
             buf.overrun += drop
             buf.lost += drop
         buf.bytes = total
         buf.synced = len(raw)
-        if len(raw) + _SYNC_SLACK > self._hi:
-            self._hi = len(raw) + _SYNC_SLACK
+        hi = len(raw) + max(_SYNC_SLACK, len(raw) // _SYNC_SHARE)
+        if hi > self._hi:
+            self._hi = hi
             self._rearm()
 
     def _sync_all(self) -> list[_CpuBuffer]:
@@ -790,10 +802,10 @@ class Tracing:
 
     def _cook(self, raw: _Raw, cpu: int) -> TraceRecord:
         """The :class:`TraceRecord` of a raw record of CPU *cpu*'s buffer."""
-        t, seq, task, ctx, event, fields = raw
+        t, seq, task, ctx, event = raw[:5]
         ns = int((t - self._epoch) * 1e9 + 0.5)
         return _new_record(
-            TraceRecord, (ns, seq, cpu, task.pid, task.comm, ctx & 0xFF, ctx >> 8, event, fields)
+            TraceRecord, (ns, seq, cpu, task.pid, task.comm, ctx & 0xFF, ctx >> 8, event, raw[5:])
         )
 
     def _overruns(self) -> list[int]:
@@ -826,7 +838,8 @@ class Tracing:
             raw = self._raw[cpu]
         except IndexError:
             raw = self._grow(cpu)
-        raw.append((self._clock(), self._seq(), task, flags | depth << 8, event, fields))
+        ctx = flags | depth << 8
+        raw.append((self._clock(), self._seq(), task, ctx, event) + fields)  # noqa: RUF005
         if len(raw) > self._check:
             self._after(cpu)
 
@@ -1145,7 +1158,9 @@ def emit(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: object) -
         raw = tracing._raw[cpu]
     except IndexError:
         raw = tracing._grow(cpu)
-    raw.append((tracing._clock(), tracing._seq(), task, flags | depth << 8, event, fields))
+    ctx = flags | depth << 8
+    # (a concatenation builds the flat record faster than unpacking into a display)
+    raw.append((tracing._clock(), tracing._seq(), task, ctx, event) + fields)  # noqa: RUF005
     if len(raw) > tracing._check:
         tracing._after(cpu)
 
@@ -1169,7 +1184,7 @@ def emit_locked(kernel: Kernel, task: TaskStruct, event: TraceEvent, *fields: ob
     except IndexError:
         raw = tracing._grow(cpu)
     ctx = flags | TRACE_FLAG_IRQS_OFF | depth << 8
-    raw.append((tracing._clock(), tracing._seq(), task, ctx, event, fields))
+    raw.append((tracing._clock(), tracing._seq(), task, ctx, event) + fields)  # noqa: RUF005
     if len(raw) > tracing._check:
         tracing._after(cpu)
 

@@ -1149,8 +1149,10 @@ async def worker_thread(worker: Worker) -> None:
                         # (a suspension from here until current_work is cleared is the item
                         # sleeping: _KWorkerDrive watches for it)
                         traced = kernel._trace_on  # (the end is traced iff the start was)
-                        if traced and WORKQUEUE_EXECUTE_START in t_enabled:  # (emit(), inline)
-                            if (
+                        if traced:  # (emit(), inline: the hot path)
+                            if WORKQUEUE_EXECUTE_START not in t_enabled:
+                                pass
+                            elif (
                                 task.preempt_count
                                 or task.irqs_off
                                 or task.migration_disabled
@@ -1159,8 +1161,17 @@ async def worker_thread(worker: Worker) -> None:
                                 emit(kernel, task, WORKQUEUE_EXECUTE_START, work, func)
                             else:
                                 raw = t_raws[task.cpu]
-                                ev = WORKQUEUE_EXECUTE_START
-                                raw.append((t_clock(), t_seq(), task, 0, ev, (work, func)))
+                                raw.append(
+                                    (
+                                        t_clock(),
+                                        t_seq(),
+                                        task,
+                                        0,
+                                        WORKQUEUE_EXECUTE_START,
+                                        work,
+                                        func,
+                                    )
+                                )
                                 if len(raw) > tracing._check:
                                     tracing._after(task.cpu)
                         try:
@@ -1188,8 +1199,17 @@ async def worker_thread(worker: Worker) -> None:
                                     emit(kernel, task, WORKQUEUE_EXECUTE_END, work, func)
                                 else:
                                     raw = t_raws[task.cpu]
-                                    ev = WORKQUEUE_EXECUTE_END
-                                    raw.append((t_clock(), t_seq(), task, 0, ev, (work, func)))
+                                    raw.append(
+                                        (
+                                            t_clock(),
+                                            t_seq(),
+                                            task,
+                                            0,
+                                            WORKQUEUE_EXECUTE_END,
+                                            work,
+                                            func,
+                                        )
+                                    )
                                     if len(raw) > tracing._check:
                                         tracing._after(task.cpu)
                             now = perf()
@@ -1219,10 +1239,25 @@ async def worker_thread(worker: Worker) -> None:
                                 # the slot passes straight to the first inactive item
                                 nxt = inactive.popleft()
                                 nxt._inactive = False
-                                if kernel._trace_on:
+                                if not kernel._trace_on or WORKQUEUE_ACTIVATE_WORK not in t_enabled:
+                                    pass
+                                elif (
+                                    task.preempt_count
+                                    or task.irqs_off
+                                    or task.migration_disabled
+                                    or task.need_resched
+                                ):
                                     emit_locked(
                                         kernel, task, WORKQUEUE_ACTIVATE_WORK, nxt, nxt.func
                                     )
+                                else:  # (emit_locked(), inline: the hot path)
+                                    raw = t_raws[task.cpu]
+                                    ev = WORKQUEUE_ACTIVATE_WORK
+                                    raw.append(
+                                        (t_clock(), t_seq(), task, _LOCKED, ev, nxt, nxt.func)
+                                    )
+                                    if len(raw) > tracing._check:
+                                        tracing._after(task.cpu)
                                 if not worklist:
                                     worklist_busy(pool)
                                 worklist.append(nxt)
@@ -2262,48 +2297,42 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
     color = wq._color
     work._color = color
     color.n += 1
+    pool = pwq.pool
     if pwq.inactive or pwq.nr_active >= wq._limit:
+        # over max_active: waits on the pwq's inactive list
         work._inactive = True
         pwq.inactive.append(work)
-        if task.kernel._trace_on:
-            trace_queue(task, WORK_CPU_UNBOUND, wq, work, pwq, False)
-        return True
-    pwq.nr_active += 1
-    pool = pwq.pool
-    if not pool.worklist:
-        worklist_busy(pool)
-    pool.worklist.append(work)
+        active = False
+    else:
+        pwq.nr_active += 1
+        if not pool.worklist:
+            worklist_busy(pool)
+        pool.worklist.append(work)
+        active = True
     if task.kernel._trace_on:  # (trace_queue(), inline: the hot path)
         tracing = task.kernel.tracing
         if task.preempt_count or task.irqs_off or task.migration_disabled or task.need_resched:
-            trace_queue(task, WORK_CPU_UNBOUND, wq, work, pwq, True)
+            trace_queue(task, WORK_CPU_UNBOUND, wq, work, pwq, active)
         else:
-            # under the pool's raw spinlock, interrupts saved: "d..1."
+            # under the pool's raw spinlock, interrupts saved ("d..1."), in one instant
             enabled = tracing._enabled
             raw = tracing._raw[cpu]
             func = work.func
+            now = tracing._clock()
             if WORKQUEUE_QUEUE_WORK in enabled:
-                queued = (work, func, wq._name, WORK_CPU_UNBOUND, -1 if pool.unbound else pool.cpu)
-                raw.append(
-                    (tracing._clock(), tracing._seq(), task, _LOCKED, WORKQUEUE_QUEUE_WORK, queued)
-                )
+                pcpu = -1 if pool.unbound else pool.cpu
+                ev = WORKQUEUE_QUEUE_WORK
+                name = wq._name
+                req = WORK_CPU_UNBOUND
+                raw.append((now, tracing._seq(), task, _LOCKED, ev, work, func, name, req, pcpu))
                 if len(raw) > tracing._check:  # (sinks see each record)
                     tracing._after(cpu)
-            if WORKQUEUE_ACTIVATE_WORK in enabled:
-                fields = (work, func)
-                raw.append(
-                    (
-                        tracing._clock(),
-                        tracing._seq(),
-                        task,
-                        _LOCKED,
-                        WORKQUEUE_ACTIVATE_WORK,
-                        fields,
-                    )
-                )
-            if len(raw) > tracing._check:
-                tracing._after(cpu)
-    if pool.idle and (pool.unbound or not pool.nr_running):
+            if active and WORKQUEUE_ACTIVATE_WORK in enabled:
+                ev = WORKQUEUE_ACTIVATE_WORK
+                raw.append((now, tracing._seq(), task, _LOCKED, ev, work, func))
+                if len(raw) > tracing._check:
+                    tracing._after(cpu)
+    if active and pool.idle and (pool.unbound or not pool.nr_running):
         kick_pool(pool)
     return True
 
