@@ -90,6 +90,7 @@ from ._exceptions import KernelPanic, NoKernelError
 from ._printk import dump_stack, log_text, symbol_name, warn, warn_once
 from ._sleeping import atomic_sleep_bug
 from ._softirq import (
+    VIA_IRQ_EXIT,
     handle_softirqs,
     panic_in_interrupt,
     run_atomic_result,
@@ -882,7 +883,7 @@ def irq_exit(cpu: CPU, task: TaskStruct) -> None:
         if cpu.kernel.threadirqs:
             wakeup_softirqd(cpu)
         else:
-            handle_softirqs(cpu, task)
+            handle_softirqs(cpu, task, VIA_IRQ_EXIT)
 
 
 # -- interrupts from other OS threads ---------------------------------------------------------

@@ -91,7 +91,7 @@ from ._printk import (
 )
 from ._rcu import rcu_core, rcu_expedite
 from ._shutdown import ShutdownReport, begin_abort, exit_reason, finish, sweep
-from ._softirq import handle_softirqs, ksoftirqd, proc_softirqs
+from ._softirq import VIA_DO_SOFTIRQ, handle_softirqs, ksoftirqd, proc_softirqs
 from ._tasklet import tasklet_action, tasklet_hi_action
 from ._tick import ktime_reader, tick_task
 from ._time import hz_msecs_to_jiffies, initial_jiffies
@@ -566,7 +566,9 @@ class Kernel:
                     self._run_on(cpu, functools.partial(self._deliver_pending_irqs, swapper))
             if cpu.pending:
                 busy = True
-                self._run_on(cpu, functools.partial(handle_softirqs, cpu, cpu.swapper))
+                self._run_on(
+                    cpu, functools.partial(handle_softirqs, cpu, cpu.swapper, VIA_DO_SOFTIRQ)
+                )
         return busy
 
     def _run_on(self, cpu: CPU, fn: Callable[[], None]) -> None:

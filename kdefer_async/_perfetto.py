@@ -207,6 +207,7 @@ class Converter:
         self._just_queued: int | None = None  # A: the work the last record queued
         self._csd: dict[int, int] = {}  # A: csd id -> flow
         self._wakes: dict[int, int] = {}  # A: pid -> flow of its wake-up
+        self._rcu: dict[tuple[int, int], deque[int]] = {}  # A: (cpu, rhp id) -> call_rcu flows
         self._field_pos: dict[tuple[int, str], int] = {}  # A: (event id, field) -> position
         #: A: when a set, the ids of the point events (1 ns arrow ends) emitted, for a reader
         #: that tells them from real slices (a slice may last 1 ns too)
@@ -234,6 +235,10 @@ class Converter:
             "workqueue:workqueue_activate_work": self._activate_work,
             "workqueue:workqueue_execute_start": self._execute_start,
             "workqueue:workqueue_execute_end": self._execute_end,
+            "rcu:rcu_callback": self._rcu_callback,
+            "rcu:rcu_batch_start": self._rcu_batch_start,
+            "rcu:rcu_invoke_callback": self._rcu_invoke,
+            "rcu:rcu_batch_end": self._rcu_batch_end,
             "sched:sched_switch": self._sched_switch,
             "sched:sched_waking": self._sched_wake,
             "sched:sched_wakeup": self._sched_wake,
@@ -554,6 +559,9 @@ class Converter:
     def _softirq_entry(self, rec: TraceRecord, t: int, _q: int) -> None:
         vec = rec.fields[0]
         cpu = rec.cpu
+        args = {"vec": vec, "task": rec.comm}
+        if len(rec.fields) > 1:  # how the model entered the pass (the kernel records only vec)
+            args["via"] = rec.fields[1]
         self._set_pending(cpu, self._pending.get(cpu, 0) & ~(1 << vec), t)
         flow = self._raised.pop((cpu, vec), None)
         self._open(
@@ -562,7 +570,7 @@ class Converter:
             _vec_name(vec),
             "irq",
             t,
-            {"vec": vec, "task": rec.comm},
+            args,
             (flow, _IN) if flow is not None else None,
         )
         if rec.comm.startswith("ksoftirqd/") and rec.pid:
@@ -605,6 +613,38 @@ class Converter:
 
     def _tasklet_exit(self, rec: TraceRecord, t: int, _q: int) -> None:
         self._close(self._ctx(rec), ("tasklet", self._id(rec.fields[0])), t, None)
+
+    # rcu ----------------------------------------------------------------------------------------
+
+    def _rcu_callback(self, rec: TraceRecord, t: int, _q: int) -> None:
+        """call_rcu(): an arrow from here to the callback's slice (it runs on this CPU)."""
+        head, func = self._field(rec, "rhp", 1), self._field(rec, "func", 2)
+        flow = self._new_flow()
+        self._rcu.setdefault((rec.cpu, self._id(head)), deque()).append(flow)
+        args = {"func": self._sym(func), "rhp": "%016x" % self._id(head)}
+        self._point(self._ctx(rec), "call_rcu", "rcu", t, args, (flow, _OUT))
+
+    def _rcu_batch_start(self, rec: TraceRecord, t: int, _q: int) -> None:
+        args = {"qlen": self._field(rec, "qlen", 1), "blimit": self._field(rec, "blimit", 2)}
+        self._open(self._ctx(rec), ("rcu_batch",), "rcu_do_batch", "rcu", t, args)
+
+    def _rcu_invoke(self, rec: TraceRecord, t: int, _q: int) -> None:
+        """A callback's slice, nested in the batch: it lasts until the next one starts or the
+        batch ends (the kernel traces no end of a callback)."""
+        tid = self._ctx(rec)
+        self._close(tid, ("rcu_cb",), t, None)
+        head, func = self._field(rec, "rhp", 1), self._field(rec, "func", 2)
+        q = self._rcu.get((rec.cpu, self._id(head)))
+        flow = q.popleft() if q else None
+        if q is not None and not q:
+            del self._rcu[(rec.cpu, self._id(head))]
+        args = {"rhp": "%016x" % self._id(head)}
+        flow_in = (flow, _IN) if flow is not None else None
+        self._open(tid, ("rcu_cb",), self._sym(func), "rcu", t, args, flow_in)
+
+    def _rcu_batch_end(self, rec: TraceRecord, t: int, _q: int) -> None:
+        args = {"invoked": self._field(rec, "callbacks_invoked", 1)}
+        self._close(self._ctx(rec), ("rcu_batch",), t, args)
 
     def _vector(self, rec: TraceRecord, t: int) -> None:
         name = rec.event.name

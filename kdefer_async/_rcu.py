@@ -9,7 +9,9 @@ period machine (the kernel's ``rcu_gp_kthread``) is modelled by one kernel timer
 period starts when a callback needs one and ends at the next jiffy. A callback queued while
 one runs joins it: that grace period ends after the call returned, and no reader can span it.
 Callbacks run in ``RCU_SOFTIRQ`` on the CPU that queued them, in the order they were queued,
-as plain functions (softirq context).
+as plain functions (softirq context); one pass runs at most ``max(10, ready >> 7)`` of them
+unless the idle task runs them, and raises ``RCU_SOFTIRQ`` again for the rest
+(``rcu_do_batch()``).
 
 Guarantees:
     * test_callback_runs_after_a_grace_period: a ``call_rcu`` callback never runs in the call
@@ -35,7 +37,17 @@ from ._printk import symbol_name, warn_once
 from ._sleeping import sleeping, sleeping_checked
 from ._softirq import panic_in_interrupt, run_atomic_result, wakeup_softirqd
 from ._timer import TimerList, _detach, _enqueue
-from ._trace import site_task, trace_raise_on
+from ._trace import (
+    RCU_BATCH_END,
+    RCU_BATCH_START,
+    RCU_CALLBACK,
+    RCU_INVOKE_CALLBACK,
+    RCU_NAME,
+    emit,
+    emit_on,
+    site_task,
+    trace_raise_on,
+)
 from ._wait import Completion, complete, wait_for_completion
 from ._work import Work, WorkFunc, _init_work, check_work, check_work_func
 
@@ -101,10 +113,14 @@ def _start_gp(kernel: Kernel, st: _RcuState, cpu: int) -> None:
 
 
 def _enqueue_cb(task: TaskStruct, head: object, func: RcuCallback) -> None:
-    st = rcu_state(task.kernel)
-    st.cbs[task.cpu].append((st.gp_seq + 1, head, func))
+    kernel = task.kernel
+    st = rcu_state(kernel)
+    cbs = st.cbs[task.cpu]
+    cbs.append((st.gp_seq + 1, head, func))
+    if kernel._trace_on:  # (with interrupts saved: __call_rcu_common())
+        emit_on(kernel, task, task.cpu, RCU_CALLBACK, 0, RCU_NAME, head, func, len(cbs))
     if not st.gp_active:
-        _start_gp(task.kernel, st, task.cpu)
+        _start_gp(kernel, st, task.cpu)
 
 
 def _gp_end(timer: TimerList) -> None:
@@ -131,13 +147,42 @@ def _gp_end(timer: TimerList) -> None:
         _start_gp(kernel, st, task.cpu)
 
 
+#: ``DEFAULT_RCU_BLIMIT``: callbacks one RCU_SOFTIRQ runs at least before it may stop
+RCU_BLIMIT = 10
+#: ``rcu_divisor``: a backlog of ready callbacks raises the limit to ``ready >> 7``
+RCU_DIVISOR = 7
+
+
 def rcu_core() -> None:
-    """The ``RCU_SOFTIRQ`` handler: run this CPU's callbacks whose grace period is over."""
+    """
+    The ``RCU_SOFTIRQ`` handler (``rcu_do_batch()``): run this CPU's callbacks whose grace
+    period is over, in queueing order. Once ``max(10, ready >> 7)`` have run it stops unless
+    the idle task is the one running them, and raises ``RCU_SOFTIRQ`` again for the rest (the
+    softirq loop restarts, or hands them to ksoftirqd). ``need_resched()``, which would also
+    stop an idle CPU's batch, is not modelled.
+    """
     task = _cur()
-    st = rcu_state(task.kernel)
+    kernel = task.kernel
+    st = rcu_state(kernel)
     cbs = st.cbs[task.cpu]
-    while cbs and cbs[0][0] <= st.gp_seq:
+    gp = st.gp_seq
+    ready = 0
+    for entry in cbs:  # (the done segment: the ready ones are at the front)
+        if entry[0] > gp:
+            break
+        ready += 1
+    if not ready:
+        return
+    limit = max(RCU_BLIMIT, ready >> RCU_DIVISOR)
+    idle = task.pid == 0
+    if kernel._trace_on:
+        emit_on(kernel, task, task.cpu, RCU_BATCH_START, 0, RCU_NAME, len(cbs), limit)
+    count = 0
+    while count < ready:
         _, head, func = cbs.popleft()
+        if kernel._trace_on:
+            emit(kernel, task, RCU_INVOKE_CALLBACK, RCU_NAME, head, func)
+        count += 1
         try:
             result = func(head)
         except Exception as exc:
@@ -145,6 +190,27 @@ def rcu_core() -> None:
             raise
         if result is not None:
             run_atomic_result(task, result, func)
+        if count >= limit and not idle:
+            break
+    if kernel._trace_on:
+        emit_on(
+            kernel,
+            task,
+            task.cpu,
+            RCU_BATCH_END,
+            0,
+            RCU_NAME,
+            count,
+            count < ready,
+            bool(task.need_resched),
+            idle,
+            False,
+        )
+    if count < ready:  # invoke_rcu_core(): the rest in another pass
+        cpu = kernel.cpus[task.cpu]
+        if kernel._trace_on:
+            trace_raise_on(kernel, task, cpu, RCU_SOFTIRQ)
+        cpu.pending |= 1 << RCU_SOFTIRQ
 
 
 def rcu_expedite(kernel: Kernel) -> bool:

@@ -208,9 +208,18 @@ def local_softirq_pending() -> int:
     return task.kernel.cpus[task.cpu].pending
 
 
-def handle_softirqs(cpu: CPU, task: TaskStruct) -> None:
+#: How a softirq pass was entered: what the model adds to each softirq_entry record after the
+#: vector (the kernel does not record it; a timeline shows it)
+VIA_IRQ_EXIT = "irq_exit"
+VIA_BH_ENABLE = "local_bh_enable"
+VIA_KSOFTIRQD = "ksoftirqd"
+VIA_DO_SOFTIRQ = "do_softirq"
+
+
+def handle_softirqs(cpu: CPU, task: TaskStruct, via: str) -> None:
     """
-    ``__do_softirq``: run *cpu*'s pending vectors, borrowing *task*.
+    ``__do_softirq``: run *cpu*'s pending vectors, borrowing *task*, entered *via* one of the
+    ``VIA_*`` paths.
 
     Runs passes in ascending vector order until nothing is pending, the restart budget is spent
     or the time budget (``MAX_SOFTIRQ_TIME`` in jiffies) is over; leftover work wakes ksoftirqd.
@@ -251,7 +260,7 @@ def handle_softirqs(cpu: CPU, task: TaskStruct) -> None:
                     cpu.progress += 1
                 prev = task.preempt_count
                 if kernel._trace_on:
-                    emit(kernel, task, SOFTIRQ_ENTRY, nr)
+                    emit(kernel, task, SOFTIRQ_ENTRY, nr, via)
                 try:
                     result = action()
                 except BaseException as exc:
@@ -289,7 +298,7 @@ def do_softirq_from_task(task: TaskStruct) -> None:
         return
     cpu = task.kernel.cpus[task.cpu]
     if cpu.pending:
-        handle_softirqs(cpu, task)
+        handle_softirqs(cpu, task, VIA_DO_SOFTIRQ)
 
 
 def local_bh_disable() -> None:
@@ -330,7 +339,7 @@ def local_bh_enable() -> None:
         if not task.preempt_count & IRQ_MASK:
             cpu = task.kernel.cpus[task.cpu]
             if cpu.pending:
-                handle_softirqs(cpu, task)
+                handle_softirqs(cpu, task, VIA_BH_ENABLE)
     finally:
         task.preempt_count -= 1
 
@@ -355,7 +364,7 @@ async def ksoftirqd(cpu: CPU) -> None:
             task.state = TASK_RUNNING
             continue
         before = cpu.progress
-        handle_softirqs(cpu, task)
+        handle_softirqs(cpu, task, VIA_KSOFTIRQD)
         if cpu.pending and cpu.progress == before:
             # only re-polls (disabled or busy tasklets): spin until the next jiffy, unless
             # woken earlier (tasklet_enable, a new raise)

@@ -40,6 +40,10 @@ The record (:class:`TraceRecord`, what sinks receive and :meth:`Tracing.records`
   the five characters of the ``trace`` file;
 * ``event``: the :class:`TraceEvent`; ``fields``: the raw values, in the order of
   ``event.fields`` (for ``trace_printk`` lines: the caller's name, the format and the args).
+  A ``softirq_entry`` record holds one value more, which the kernel does not record and the
+  text does not show: how the pass was entered (``"irq_exit"``, ``"local_bh_enable"``,
+  ``"ksoftirqd"``, or ``"do_softirq"`` when the kernel drains them at shutdown), for a
+  timeline to show.
 """
 
 from __future__ import annotations
@@ -1327,9 +1331,10 @@ def iter_events() -> Iterator[TraceEvent]:
 # -- irq (include/trace/events/irq.h) ------------------------------------------------------------
 
 
-def _softirq_args(vec: int) -> tuple[object, ...]:
+def _softirq_args(vec: int, *_via: object) -> tuple[object, ...]:
     # show_softirq_name(): __print_symbolic over SOFTIRQ_NAME_LIST (a number it lacks prints as
-    # itself in hex, as __print_symbolic does)
+    # itself in hex, as __print_symbolic does); a softirq_entry record also holds how the model
+    # entered the pass, which the kernel does not record and the text does not show
     return (vec, SOFTIRQ_NAMES[vec] if 0 <= vec < len(SOFTIRQ_NAMES) else "0x%x" % vec)
 
 
@@ -1588,6 +1593,64 @@ WORKQUEUE_EXECUTE_END = define_event(
     "work struct %p: function %ps",
 )
 
+
+# -- rcu (include/trace/events/rcu.h, CONFIG_RCU_TRACE) ---------------------------------------------
+#
+# Tree RCU without CONFIG_PREEMPT_RCU names itself "rcu_sched". rcu_callback fires as call_rcu()
+# queues (qlen: the CPU's callbacks, this one included); rcu_do_batch() brackets the callbacks
+# it invokes in RCU_SOFTIRQ with rcu_batch_start (qlen: all queued on the CPU, blimit: the
+# batch limit) and rcu_batch_end (invoked, then C: ready ones left, S: need_resched(), I: the
+# idle task runs it, R: run by an rcuc kthread).
+
+#: ``rcu_state.name`` of a kernel without ``CONFIG_PREEMPT_RCU``
+RCU_NAME = "rcu_sched"
+
+
+def _batch_end_args(
+    name: str, invoked: int, cb: int, nr: int, iit: int, risk: int
+) -> tuple[object, ...]:
+    return (
+        name,
+        invoked,
+        "C" if cb else ".",
+        "S" if nr else ".",
+        "I" if iit else ".",
+        "R" if risk else ".",
+    )
+
+
+RCU_CALLBACK = define_event(
+    "rcu",
+    "rcu_callback",
+    ("const char * rcuname", "void * rhp", "void * func", "long qlen"),
+    "%s rhp=%p func=%ps %ld",
+)
+RCU_BATCH_START = define_event(
+    "rcu",
+    "rcu_batch_start",
+    ("const char * rcuname", "long qlen", "long blimit"),
+    "%s CBs=%ld bl=%ld",
+)
+RCU_INVOKE_CALLBACK = define_event(
+    "rcu",
+    "rcu_invoke_callback",
+    ("const char * rcuname", "void * rhp", "void * func"),
+    "%s rhp=%p func=%ps",
+)
+RCU_BATCH_END = define_event(
+    "rcu",
+    "rcu_batch_end",
+    (
+        "const char * rcuname",
+        "int callbacks_invoked",
+        "char cb",
+        "char nr",
+        "char iit",
+        "char risk",
+    ),
+    "%s CBs-invoked=%d idle=%c%c%c%c",
+    _batch_end_args,
+)
 
 # -- sched (include/trace/events/sched.h) ----------------------------------------------------------
 #

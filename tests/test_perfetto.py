@@ -34,11 +34,14 @@ from kdefer_async import (
     Work,
     alloc_ordered_workqueue,
     alloc_workqueue,
+    call_rcu,
     destroy_workqueue,
     flush_workqueue,
     free_irq,
     hrtimer_setup,
     hrtimer_start,
+    local_bh_disable,
+    local_bh_enable,
     mod_timer,
     msleep,
     open_softirq,
@@ -194,6 +197,15 @@ async def workload(k: Kernel) -> dict[str, Any]:
     k.raise_irq(16)
     open_softirq(NET_RX_SOFTIRQ, lambda: ran.append("net_rx"))
     raise_softirq(NET_RX_SOFTIRQ)  # task context: ksoftirqd runs it
+    await msleep(1)
+    local_bh_disable()
+    raise_softirq(NET_RX_SOFTIRQ)
+    local_bh_enable()  # runs it here
+
+    def rcu_cb(head: object) -> None:
+        ran.append("rcu")
+
+    call_rcu(object(), rcu_cb)
     timer = TimerList(lambda t: ran.append("timer"))
     mod_timer(timer, k.jiffies + 2)
     hr = HrTimer()
@@ -299,6 +311,37 @@ class TestWritePerfetto:
         assert any("softirq_pending" in e["args"] for e in counters)
         # ksoftirqd shows as busy on its own thread while it runs a softirq
         assert by_name["run_ksoftirqd"] >= 1
+        # each softirq slice says how its pass was entered
+        vias = {e["args"]["via"] for e in softirq if "task" in e["args"]}  # (not the arrow ends)
+        assert vias == {"irq_exit", "ksoftirqd", "local_bh_enable"}
+        slices = [e for e in softirq if "task" in e["args"]]
+        assert all(
+            (e["args"]["via"] == "ksoftirqd") == e["args"]["task"].startswith("ksoftirqd/")
+            for e in slices
+        )
+        # the RCU callback sits in its batch, inside the RCU softirq, at the end of the
+        # arrow from its call_rcu
+        (cb,) = [e for e in events if e["ph"] == "X" and e["name"] == "rcu_cb"]
+        (batch,) = [
+            e
+            for e in events
+            if e["name"] == "rcu_do_batch"
+            and e["tid"] == cb["tid"]
+            and ns(e["ts"]) <= ns(cb["ts"]) <= ns(e["ts"]) + ns(e["dur"])
+        ]
+        assert batch["args"]["invoked"] == 1
+        assert any(
+            e["name"] == "RCU"
+            and e["tid"] == cb["tid"]
+            and ns(e["ts"]) <= ns(batch["ts"])
+            and ns(batch["ts"]) + ns(batch["dur"]) <= ns(e["ts"]) + ns(e["dur"])
+            for e in events
+            if e["ph"] == "X"
+        )
+        (queued,) = [e for e in events if e["name"] == "call_rcu"]
+        assert queued["flow_out"]
+        assert cb["flow_in"]
+        assert queued["bind_id"] == cb["bind_id"]
 
     async def test_tasklet_arrows_follow_each_cpu_list(self, tmp_path: Path) -> None:
         """A disabled tasklet goes back to the tail of the list; the arrow into each tasklet

@@ -568,3 +568,73 @@ class TestNeedResched:
         assert all(ln.split("] ")[1][1] == "N" for ln in lines[i:switch])
         assert lines[switch].split("] ")[1].startswith("d..2. T: sched_switch: prev_comm=swapper")
         assert all(ln.split("] ")[1][1] == "." for ln in lines[:i] + lines[switch:])
+
+
+def rcu_cb(head: object) -> None:
+    return None
+
+
+def calm(lines: list[str]) -> list[str]:
+    """*lines* without the need-resched marks a late wake-up of init may add: on a slow
+    machine its msleep timer can expire in the tick that ends the grace period, and then the
+    idle task running the callbacks is due for preemption (``N``, and ``S`` in idle=)."""
+    return [re.sub(r"\] (.)N", r"] \1.", ln).replace("idle=.S", "idle=..") for ln in lines]
+
+
+class TestRcuEvents:
+    async def test_golden_lines(self) -> None:
+        """call_rcu records rcu_callback (interrupts saved, the queue length); the grace
+        period's RCU_SOFTIRQ, on the idle task, brackets the callback with rcu_batch_start and
+        rcu_batch_end (``I``: the idle task ran them); the kernel's formats."""
+        async with Kernel(nr_cpus=1, hz=1000, trace="rcu") as k:
+            call_rcu(object(), rcu_cb)
+            call_rcu(object(), rcu_cb)
+            await msleep(20)
+            lines = calm(lines_of(k))
+        assert lines == [
+            "            init-1       [000] d.... T: rcu_callback: rcu_sched rhp=ID func=rcu_cb 1",
+            "            init-1       [000] d.... T: rcu_callback: rcu_sched rhp=ID func=rcu_cb 2",
+            "          <idle>-0       [000] d.s.. T: rcu_batch_start: rcu_sched CBs=2 bl=10",
+            "          <idle>-0       [000] ..s.. T: rcu_invoke_callback: rcu_sched rhp=ID "
+            "func=rcu_cb",
+            "          <idle>-0       [000] ..s.. T: rcu_invoke_callback: rcu_sched rhp=ID "
+            "func=rcu_cb",
+            "          <idle>-0       [000] d.s.. T: rcu_batch_end: rcu_sched CBs-invoked=2 "
+            "idle=..I.",
+        ]
+
+    async def test_batch_limit_outside_the_idle_task(self) -> None:
+        """25 callbacks due while init spins (the tick's softirqs borrow it): rcu_do_batch
+        stops after its limit of 10 with ready ones left (``C``) and raises RCU_SOFTIRQ again;
+        the restarted passes run 10 and 5. On the idle task one batch runs all 25."""
+        from kdefer_async import mdelay
+
+        async with Kernel(nr_cpus=1, hz=1000, trace="rcu,irq:softirq_raise") as k:
+            ran: list[int] = []
+            for i in range(25):
+                call_rcu(i, ran.append)
+            mdelay(10)  # the tick that ends the grace period interrupts the spin
+            assert ran == list(range(25))
+            busy = [ln for ln in lines_of(k) if "rcu_batch" in ln or "vec=9" in ln]
+            k.tracing.clear()
+            for i in range(25):
+                call_rcu(i, ran.append)
+            await msleep(20)
+            idle = [ln for ln in calm(lines_of(k)) if "rcu_batch" in ln]
+        tail = [ln.split(": ", 2)[2] for ln in busy]
+        assert tail == [
+            "vec=9 [action=RCU]",
+            "rcu_sched CBs=25 bl=10",
+            "rcu_sched CBs-invoked=10 idle=C...",
+            "vec=9 [action=RCU]",
+            "rcu_sched CBs=15 bl=10",
+            "rcu_sched CBs-invoked=10 idle=C...",
+            "vec=9 [action=RCU]",
+            "rcu_sched CBs=5 bl=10",
+            "rcu_sched CBs-invoked=5 idle=....",
+        ]
+        assert all(" init-1 " in ln for ln in busy)
+        assert [ln.split(": ", 2)[2] for ln in idle] == [
+            "rcu_sched CBs=25 bl=10",
+            "rcu_sched CBs-invoked=25 idle=..I.",
+        ]
