@@ -312,14 +312,59 @@ def tasklet_hi_schedule(t: Tasklet) -> None:
 
 
 def _action(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
-    """``tasklet_action_common``: run the tasklets on the list when the pass started."""
+    """``tasklet_action_common``: run the tasklets on the list when the pass started.
+
+    Whether tracing is on is read once per pass, as a static key the pass was entered with:
+    with it off the loop has no tracepoint at all (a tasklet that switches tracing on is
+    traced from the next pass).
+    """
     bh = cpu.kernel.bh_pools
     if bh is not None:
         bh(cpu, nr == HI_SOFTIRQ)
+    kernel = cpu.kernel
+    if kernel._trace_on:
+        _action_traced(cpu, task, lst, nr)
+        return
+    popleft = lst.popleft
+    append = lst.append
+    var_waiters = kernel._var_waiters  # made once, at boot
+    ran = 0
+    try:
+        for _ in range(len(lst)):
+            t = popleft()
+            state = t.state
+            if state & _RUN or t.count:
+                append(t)  # busy on another CPU, or disabled: back at the tail, raised again
+                cpu.pending |= 1 << nr
+                continue
+            if not state & _SCHED:
+                _sched_not_set(t)
+            t.state = (state | _RUN) & ~_SCHED
+            func = t.func
+            try:
+                result = func(t if t.use_callback else t.data)
+            except Exception as exc:
+                t.state &= ~_RUN
+                panic_in_interrupt(task, exc, f"tasklet {symbol_name(func)}")
+                raise
+            t.state &= ~_RUN
+            ran += 1
+            if result is not None:
+                run_atomic_result(task, result, func)
+            if var_waiters:
+                wake_up_var(kernel, t)
+    finally:
+        cpu.progress += ran
+
+
+def _action_traced(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
+    """:func:`_action`'s loop with its tracepoints: the requeue's ``softirq_raise``, and
+    ``tasklet_entry``/``tasklet_exit`` around each callback (the exit traced iff the entry
+    was: tracing may be switched off inside)."""
     popleft = lst.popleft
     append = lst.append
     kernel = cpu.kernel
-    var_waiters = kernel._var_waiters  # made once, at boot
+    var_waiters = kernel._var_waiters
     ran = 0
     try:
         for _ in range(len(lst)):
@@ -332,15 +377,10 @@ def _action(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
                 cpu.pending |= 1 << nr
                 continue
             if not state & _SCHED:
-                warn_once(
-                    ("tasklet SCHED", id(t)),
-                    "tasklet SCHED state not set: %s %ps\n",
-                    "callback" if t.use_callback else "func",
-                    t.func,
-                )
+                _sched_not_set(t)
             t.state = (state | _RUN) & ~_SCHED
             func = t.func
-            traced = kernel._trace_on  # (the exit is traced iff the entry was)
+            traced = kernel._trace_on
             if traced:
                 emit(kernel, task, TASKLET_ENTRY, t, func)
             try:
@@ -359,6 +399,15 @@ def _action(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
                 wake_up_var(kernel, t)
     finally:
         cpu.progress += ran
+
+
+def _sched_not_set(t: Tasklet) -> None:
+    warn_once(
+        ("tasklet SCHED", id(t)),
+        "tasklet SCHED state not set: %s %ps\n",
+        "callback" if t.use_callback else "func",
+        t.func,
+    )
 
 
 def tasklet_action() -> None:

@@ -2297,22 +2297,37 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
     color = wq._color
     work._color = color
     color.n += 1
-    pool = pwq.pool
     if pwq.inactive or pwq.nr_active >= wq._limit:
         # over max_active: waits on the pwq's inactive list
         work._inactive = True
         pwq.inactive.append(work)
-        active = False
-    else:
-        pwq.nr_active += 1
-        if not pool.worklist:
-            worklist_busy(pool)
-        pool.worklist.append(work)
-        active = True
+        if task.kernel._trace_on:  # (trace_queue(), inline: the hot path)
+            tracing = task.kernel.tracing
+            if WORKQUEUE_QUEUE_WORK not in tracing._enabled:
+                pass
+            elif (
+                task.preempt_count or task.irqs_off or task.migration_disabled or task.need_resched
+            ):
+                trace_queue(task, WORK_CPU_UNBOUND, wq, work, pwq, False)
+            else:
+                raw = tracing._raw[cpu]
+                pool = pwq.pool
+                pcpu = -1 if pool.unbound else pool.cpu
+                ev, func, name, req = WORKQUEUE_QUEUE_WORK, work.func, wq._name, WORK_CPU_UNBOUND
+                now = tracing._clock()
+                raw.append((now, tracing._seq(), task, _LOCKED, ev, work, func, name, req, pcpu))
+                if len(raw) > tracing._check:
+                    tracing._after(cpu)
+        return True
+    pwq.nr_active += 1
+    pool = pwq.pool
+    if not pool.worklist:
+        worklist_busy(pool)
+    pool.worklist.append(work)
     if task.kernel._trace_on:  # (trace_queue(), inline: the hot path)
         tracing = task.kernel.tracing
         if task.preempt_count or task.irqs_off or task.migration_disabled or task.need_resched:
-            trace_queue(task, WORK_CPU_UNBOUND, wq, work, pwq, active)
+            trace_queue(task, WORK_CPU_UNBOUND, wq, work, pwq, True)
         else:
             # under the pool's raw spinlock, interrupts saved ("d..1."), in one instant
             enabled = tracing._enabled
@@ -2327,12 +2342,12 @@ def queue_work(wq: Workqueue, work: Work) -> bool:
                 raw.append((now, tracing._seq(), task, _LOCKED, ev, work, func, name, req, pcpu))
                 if len(raw) > tracing._check:  # (sinks see each record)
                     tracing._after(cpu)
-            if active and WORKQUEUE_ACTIVATE_WORK in enabled:
+            if WORKQUEUE_ACTIVATE_WORK in enabled:
                 ev = WORKQUEUE_ACTIVATE_WORK
                 raw.append((now, tracing._seq(), task, _LOCKED, ev, work, func))
                 if len(raw) > tracing._check:
                     tracing._after(cpu)
-    if active and pool.idle and (pool.unbound or not pool.nr_running):
+    if pool.idle and (pool.unbound or not pool.nr_running):
         kick_pool(pool)
     return True
 

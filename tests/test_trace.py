@@ -435,6 +435,40 @@ class TestSetEvent:
             assert tracing_is_on()
             assert len(k.tracing.records()) == 2
 
+    async def test_switched_on_inside_a_tasklet_from_the_next_pass(self) -> None:
+        """A pass of tasklets entered with tracing off has no tracepoints (a static key read
+        once): a tasklet that switches tracing on makes the next pass traced, not the rest of
+        its own; tracing switched off inside a traced tasklet still traces its exit."""
+        async with Kernel(nr_cpus=1, trace="irq:tasklet_entry,irq:tasklet_exit") as k:
+            names: list[str] = []
+
+            def switch_on(t: Tasklet) -> None:
+                tracing_on()
+
+            def after(t: Tasklet) -> None:
+                names.append("after")
+
+            def switch_off(t: Tasklet) -> None:
+                tracing_off()
+
+            tracing_off()
+            first, second = Tasklet(switch_on), Tasklet(after)
+            local_bh_disable()
+            tasklet_schedule(first)
+            tasklet_schedule(second)
+            local_bh_enable()
+            assert names == ["after"]
+            assert k.tracing.records() == []
+            third = Tasklet(switch_off)
+            local_bh_disable()
+            tasklet_schedule(third)
+            local_bh_enable()
+            recs = k.tracing.records()
+        assert [(r.event.name, r.fields[1]) for r in recs] == [
+            ("tasklet_entry", switch_off),
+            ("tasklet_exit", switch_off),
+        ]
+
 
 class TestRingBuffer:
     async def test_overwrite_counts_and_header(self) -> None:
