@@ -120,6 +120,8 @@ _KTHREAD_PREFIXES = (
 )
 #: Flow directions of a slice.
 _IN, _OUT, _STEP = 1, 2, 3
+#: Arrows from call_rcu() waiting for their callback's slice, at most (the oldest go first)
+_RCU_FLOWS_MAX = 65536
 _CTX_HARD = TRACE_FLAG_HARDIRQ | TRACE_FLAG_NMI
 _TASKLET_VECS = (HI_SOFTIRQ, TASKLET_SOFTIRQ)
 
@@ -620,7 +622,10 @@ class Converter:
         """call_rcu(): an arrow from here to the callback's slice (it runs on this CPU)."""
         head, func = self._field(rec, "rhp", 1), self._field(rec, "func", 2)
         flow = self._new_flow()
-        self._rcu.setdefault((rec.cpu, self._id(head)), deque()).append(flow)
+        if len(self._rcu) >= _RCU_FLOWS_MAX:  # (no invoke records to end them: bounded)
+            del self._rcu[next(iter(self._rcu))]
+        q = self._rcu.setdefault((rec.cpu, self._id(head)), deque(maxlen=_RCU_FLOWS_MAX))
+        q.append(flow)
         args = {"func": self._sym(func), "rhp": "%016x" % self._id(head)}
         self._point(self._ctx(rec), "call_rcu", "rcu", t, args, (flow, _OUT))
 

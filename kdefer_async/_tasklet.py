@@ -359,8 +359,8 @@ def _action(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
 
 def _action_traced(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
     """:func:`_action`'s loop with its tracepoints: the requeue's ``softirq_raise``, and
-    ``tasklet_entry``/``tasklet_exit`` around each callback (the exit traced iff the entry
-    was: tracing may be switched off inside)."""
+    ``tasklet_entry``/``tasklet_exit`` around each callback (the exit only if the entry was,
+    and tracing is still on)."""
     popleft = lst.popleft
     append = lst.append
     kernel = cpu.kernel
@@ -389,7 +389,7 @@ def _action_traced(cpu: CPU, task: TaskStruct, lst: Any, nr: int) -> None:
                 t.state &= ~_RUN
                 panic_in_interrupt(task, exc, f"tasklet {symbol_name(func)}")
                 raise
-            if traced:
+            if traced and kernel._trace_on:
                 emit(kernel, task, TASKLET_EXIT, t, func)
             t.state &= ~_RUN
             ran += 1

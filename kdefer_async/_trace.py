@@ -42,8 +42,8 @@ The record (:class:`TraceRecord`, what sinks receive and :meth:`Tracing.records`
   ``event.fields`` (for ``trace_printk`` lines: the caller's name, the format and the args).
   A ``softirq_entry`` record holds one value more, which the kernel does not record and the
   text does not show: how the pass was entered (``"irq_exit"``, ``"local_bh_enable"``,
-  ``"ksoftirqd"``, or ``"do_softirq"`` when the kernel drains them at shutdown), for a
-  timeline to show.
+  ``"ksoftirqd"``, or ``"do_softirq"`` for ``do_softirq()``, as when the kernel drains them
+  at shutdown), for a timeline to show.
 """
 
 from __future__ import annotations
@@ -705,7 +705,16 @@ class Tracing:
         return found
 
     def _update(self) -> None:
-        self._kernel._trace_on = self._on and bool(self._enabled)
+        kernel = self._kernel
+        on = self._on and bool(self._enabled)
+        if on != kernel._trace_on:
+            # the sched events' model of what runs is not kept while tracing is off: no
+            # need-resched mark outlives a switch it would not see
+            st = getattr(kernel, "_sched_trace", None)
+            if st is not None:
+                for task in st.curr:
+                    task.need_resched = 0
+        kernel._trace_on = on
 
     # -- on / off -----------------------------------------------------------------------------
 
@@ -736,6 +745,7 @@ class Tracing:
     @buffer_size_kb.setter
     def buffer_size_kb(self, kb: int) -> None:
         check_int(kb, "Tracing.buffer_size_kb", "kb", lo=1, expected="a size in KiB >= 1")
+        self._sync_all()  # what the old size had overwritten stays overwritten
         self._size_kb = kb
         self._sync_all()
 

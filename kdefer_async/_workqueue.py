@@ -1148,7 +1148,7 @@ async def worker_thread(worker: Worker) -> None:
                         # the function, in place
                         # (a suspension from here until current_work is cleared is the item
                         # sleeping: _KWorkerDrive watches for it)
-                        traced = kernel._trace_on  # (the end is traced iff the start was)
+                        traced = kernel._trace_on  # (the end is traced only if the start was)
                         if traced:  # (emit(), inline: the hot path)
                             if WORKQUEUE_EXECUTE_START not in t_enabled:
                                 pass
@@ -1189,7 +1189,9 @@ async def worker_thread(worker: Worker) -> None:
                             raise
                         finally:
                             # ... and the bookkeeping after it (also when cancelled)
-                            if traced and WORKQUEUE_EXECUTE_END in t_enabled:  # (inline)
+                            if (
+                                traced and kernel._trace_on and WORKQUEUE_EXECUTE_END in t_enabled
+                            ):  # (emit(), inline: only if the start was traced)
                                 if (
                                     task.preempt_count
                                     or task.irqs_off

@@ -638,3 +638,33 @@ class TestRcuEvents:
             "rcu_sched CBs=25 bl=10",
             "rcu_sched CBs-invoked=25 idle=..I.",
         ]
+
+    async def test_switching_tracing_clears_the_marks(self) -> None:
+        """A wake-up marks the idle task; tracing switched off before the switch away from it
+        (which it would not see) takes the mark off, so it cannot show on later lines."""
+        from kdefer_async import (
+            TimerList,
+            current,
+            mod_timer,
+            tracing_off,
+            tracing_on,
+            wake_up_process,
+        )
+
+        async with Kernel(nr_cpus=1, hz=1000, trace="sched") as k:
+            me = current()
+            marks: list[int] = []
+
+            def wake(t: TimerList) -> None:
+                wake_up_process(me)
+                marks.append(k.cpus[0].swapper.need_resched)
+                tracing_off()
+                marks.append(k.cpus[0].swapper.need_resched)
+
+            mod_timer(TimerList(wake), k.jiffies + 2)
+            set_current_state(TASK_UNINTERRUPTIBLE)
+            await schedule_timeout(10_000)
+            tracing_on()
+            assert k.cpus[0].swapper.need_resched == 0
+        assert marks[0] != 0  # N: the wake-up was traced
+        assert marks[1] == 0
