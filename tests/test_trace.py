@@ -324,10 +324,26 @@ class TestGolden:
             "callsite=_many_cond+OFF callback=call_function_interrupt+OFF"
         )
         assert "[001] d.h.. T: call_function_entry: vector=252" in lines[1]
+        exits = [x for x in lines if " call_function_exit: " in x]
+        assert [x.split("] ")[1] for x in exits] == ["d.h.. T: call_function_exit: vector=252"] * 2
+        assert {x.split("[")[1][:3] for x in exits} == {"001", "002"}
         assert lines[-2:] == [
             "            init-1       [000] d.h.. T: irq_work_entry: vector=246",
             "            init-1       [000] d.h.. T: irq_work_exit: vector=246",
         ]
+
+    async def test_local_timer_vector(self) -> None:
+        """The tick is the local APIC timer interrupt: local_timer_entry/exit around it, in
+        hardirq on the task it interrupted (the idle task while init sleeps)."""
+        async with Kernel(nr_cpus=1, hz=1000, trace="irq_vectors:local_timer_entry") as k:
+            k.tracing.set_event("irq_vectors:local_timer_exit")
+            await msleep(3)
+            lines = events(k)
+        assert lines[-2:] == [  # the tick that ended the sleep
+            "          <idle>-0       [000] d.h.. T: local_timer_entry: vector=236",
+            "          <idle>-0       [000] d.h.. T: local_timer_exit: vector=236",
+        ]
+        assert len(lines) % 2 == 0
 
     async def test_exact_timestamps(self, virtual: bool) -> None:
         """On virtual time the timestamp column is ktime in secs.usecs (msleep(20) wakes at
