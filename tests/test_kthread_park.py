@@ -148,13 +148,14 @@ class TestPark:
             assert log[-1] == "parking"
             await kthread_stop(task)
 
-    async def test_parkme_without_request_returns(self) -> None:
+    async def test_parkme_without_request_returns(self, virtual: bool) -> None:
         """kthread_parkme with no park asked for returns at once."""
         async with Kernel(nr_cpus=1, hz=250) as k:
             j = k.jiffies
             await kthread_parkme()
             assert not kthread_should_park()
-            assert k.jiffies == j
+            # at once: no time passes (a real clock may cross one jiffy in the checkpoint)
+            assert k.jiffies - j == 0 if virtual else k.jiffies - j <= 1
 
 
 class TestStopParked:

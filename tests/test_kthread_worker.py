@@ -263,17 +263,24 @@ class TestDelayed:
         async with Kernel(nr_cpus=2, hz=250) as k:
             wk = kthread_run_worker(0, "kw")
             at: list[int] = []
-            dw = KthreadDelayedWork(lambda w: at.append(k.jiffies))
+            ran = Completion()
+
+            def fn(w: KthreadWork) -> None:
+                at.append(k.jiffies)
+                complete(ran)
+
+            dw = KthreadDelayedWork(fn)
             assert kthread_queue_delayed_work(wk, dw, 0) is True
             assert not timer_pending(dw.timer)
             assert dw.work._pending
             await kthread_flush_worker(wk)
             assert len(at) == 1
+            await wait_for_completion(ran)
             j = k.jiffies
             assert kthread_queue_delayed_work(wk, dw, 10) is True
             assert timer_pending(dw.timer)
             assert kthread_queue_delayed_work(wk, dw, 10) is False
-            await msleep(200)
+            await wait_for_completion(ran)  # (not a sleep: a loaded machine may be late)
             assert len(at) == 2
             assert at[1] == j + 11 if virtual else at[1] >= j + 11
             await kthread_destroy_worker(wk)
@@ -284,14 +291,20 @@ class TestDelayed:
         async with Kernel(nr_cpus=2, hz=250) as k:
             wk = kthread_run_worker(0, "kw")
             at: list[int] = []
-            dw = KthreadDelayedWork(lambda w: at.append(k.jiffies))
+            ran = Completion()
+
+            def fn(w: KthreadWork) -> None:
+                at.append(k.jiffies)
+                complete(ran)
+
+            dw = KthreadDelayedWork(fn)
             j = k.jiffies
             assert kthread_mod_delayed_work(wk, dw, 100) is False
             assert timer_pending(dw.timer)
             assert dw.timer.expires == j + 100 if virtual else dw.timer.expires >= j + 100
             j = k.jiffies
             assert kthread_mod_delayed_work(wk, dw, 5) is True
-            await msleep(100)
+            await wait_for_completion(ran)
             assert len(at) == 1
             assert at[0] == j + 6 if virtual else j + 6 <= at[0] < j + 100
             assert kthread_queue_delayed_work(wk, dw, 50)
@@ -335,7 +348,7 @@ class TestDelayed:
 
 
 class TestFlush:
-    async def test_flush_work(self) -> None:
+    async def test_flush_work(self, virtual: bool) -> None:
         """KW-08. flush of a never-queued item returns at once; of a queued one, after its
         function finished."""
         async with Kernel(nr_cpus=2, hz=250) as k:
@@ -349,7 +362,8 @@ class TestFlush:
             w = KthreadWork(fn)
             t0 = k.jiffies
             await kthread_flush_work(w)
-            assert k.jiffies == t0
+            # at once: no time passes (a real clock may cross one jiffy in the checkpoint)
+            assert k.jiffies - t0 == 0 if virtual else k.jiffies - t0 <= 1
             assert events == []
             kthread_queue_work(wk, w)
             await kthread_flush_work(w)
@@ -421,6 +435,9 @@ class TestFlush:
     async def test_flush_worker_does_not_wait_for_armed(self, virtual: bool) -> None:
         """KW-09. A queued, B armed for 50 jiffies: flush_worker returns after A ran, before
         B's timer fires."""
+        # (on a real clock B is armed far later, so that a stalled machine cannot fire it
+        # before the flush returns)
+        delay = 50 if virtual else 2500
         async with Kernel(nr_cpus=2, hz=250) as k:
             wk = kthread_run_worker(0, "kw")
             events: list[str] = []
@@ -432,11 +449,11 @@ class TestFlush:
             b = KthreadDelayedWork(lambda w: events.append("B"))
             j = k.jiffies
             kthread_queue_work(wk, KthreadWork(fa))
-            kthread_queue_delayed_work(wk, b, 50)
+            kthread_queue_delayed_work(wk, b, delay)
             await kthread_flush_worker(wk)
             assert events == ["A"]
             if virtual:
-                assert k.jiffies < j + 50
+                assert k.jiffies < j + delay
             assert await kthread_cancel_delayed_work_sync(b) is True
             await kthread_destroy_worker(wk)
 
