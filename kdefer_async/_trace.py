@@ -447,17 +447,19 @@ def context_flags(task: TaskStruct) -> tuple[int, int]:
 
 
 #: A raw record as a tracepoint appends it to its CPU's buffer: ``(time, seq, task, ctx,
-#: event, *fields)`` (one flat tuple: one object fewer to make and free), the loop clock's reading (converted to nanoseconds since boot when the
-#: record is read), the kernel-wide sequence number, the task (its pid and comm are read with
-#: the record, as the kernel reads comms from its saved cmdlines), ``flags | depth << 8``,
-#: the event, then its raw fields. The CPU is the buffer's.
+#: event, *fields)``, one flat tuple (one object fewer to make and free): the loop clock's
+#: reading (converted to nanoseconds since boot when the record is read), the kernel-wide
+#: sequence number, the task (its pid and comm are read with the record, as the kernel reads
+#: comms from its saved cmdlines), ``flags | depth << 8``, the event, then its raw fields. The
+#: CPU is the buffer's.
 _Raw = tuple[Any, ...]
 
 #: A CPU's buffer is accounted (see :class:`_CpuBuffer`) once it holds more raw records than
-#: this, or twice the most any buffer kept at its last accounting if that is more.
+#: ``Tracing._hi``: this at first; after an accounting, what the largest buffer kept plus
+#: _SYNC_SLACK records, or plus 1/_SYNC_SHARE of them if that is more (memory stays within a
+#: few times the buffers' own, and each accounting has many new records to take).
 _SYNC_MIN = 8192
 _SYNC_SLACK = 1024
-#: ... or by this share of what it keeps, if that is more
 _SYNC_SHARE = 4
 
 
