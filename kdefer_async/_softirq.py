@@ -292,15 +292,6 @@ def handle_softirqs(cpu: CPU, task: TaskStruct, via: str) -> None:
         task.preempt_count -= SOFTIRQ_OFFSET
 
 
-def do_softirq_from_task(task: TaskStruct) -> None:
-    """``do_softirq()``: run pending softirqs now unless in interrupt context."""
-    if task.preempt_count & IRQ_MASK:
-        return
-    cpu = task.kernel.cpus[task.cpu]
-    if cpu.pending:
-        handle_softirqs(cpu, task, VIA_DO_SOFTIRQ)
-
-
 def local_bh_disable() -> None:
     """
     Disable bottom halves on this CPU (nestable): adds ``SOFTIRQ_DISABLE_OFFSET`` (0x200).
